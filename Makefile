@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run   - trains the tiny skip model on the embedded corpus, then evaluates it (no download)
+#   make test  - runs the test suite
+# Both create .venv from the project's own files when it is missing or stale.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN_DIR ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: run test venv bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,tpu,plot]'
+	touch $@
+
+run: venv
+	$(PY) -m skip_t5x.train --gin_file=gin/runs/demo.gin --model_dir=$(RUN_DIR)
+	$(PY) -m skip_t5x.eval --gin_file=gin/runs/demo_eval.gin --model_dir=$(RUN_DIR)
+
+test: venv
+	$(PY) -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS) tests
+
+bench: venv
+	$(PY) bench/routing.py --out bench/routing.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
