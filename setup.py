@@ -26,7 +26,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["skip_t5x", "skip_t5x.*", "launch", "launch.*"]),
-    package_data={"skip_t5x": ["py.typed"]},
+    package_data={"skip_t5x": ["py.typed", "data/assets/*.model", "data/fewshot_suite.tsv"]},
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require={

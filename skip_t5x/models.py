@@ -51,10 +51,16 @@ class DecoderOnlyModel:
   # ---- parameters ----------------------------------------------------------------------------------------------
   def get_initial_variables(self, rng: jax.Array, input_shapes: Mapping[str, tuple[int, ...]]) -> dict:
     """Boxed variables ({'params': tree of nn.Partitioned}) for inputs of the given shapes."""
-    shape = input_shapes["decoder_input_tokens"]
-    tokens = jnp.ones(shape, jnp.int32)
-    params_rng, gumbel_rng = jax.random.split(rng)
-    return self.module.init({"params": params_rng, "gumbel": gumbel_rng}, tokens, deterministic=True)
+    shape = tuple(input_shapes["decoder_input_tokens"])
+
+    @jax.jit
+    def init(rng):
+      params_rng, gumbel_rng = jax.random.split(rng)
+      tokens = jnp.ones(shape, jnp.int32)
+      variables = self.module.init({"params": params_rng, "gumbel": gumbel_rng}, tokens, deterministic=True)
+      return {"params": variables["params"]}  # drop sown collections (routing decisions)
+
+    return init(rng)
 
   # ---- forward -------------------------------------------------------------------------------------------------
   def _forward(self, params: Params, batch: Batch, rng: Optional[jax.Array], mutable=False):
@@ -98,7 +104,7 @@ class DecoderOnlyModel:
     return loss, metrics
 
   def routing_losses(self, routing_stats: Mapping[str, Mapping[str, jax.Array]]):
-    """aux = lambda * sum_l (density_l - P)^2, z = z_weight * mean_l z_l; plus per-module metrics."""
+    """aux = lambda * sum_l (density_l - P)^2 (+ the same for argmax decisions), z = z_weight * mean_l z_l."""
     rc = self.config.routing
     zero = jnp.zeros((), jnp.float32)
     if not routing_stats:
@@ -106,11 +112,15 @@ class DecoderOnlyModel:
     densities = jnp.stack([s["density"] for s in routing_stats.values()])  # [num_routed]
     z_losses = jnp.stack([s["z_loss"] for s in routing_stats.values()])
     aux = rc.aux_loss_weight * jnp.sum(jnp.square(densities - rc.target_density))
+    argmax_densities = jnp.stack([s["argmax_density"] for s in routing_stats.values()])
+    if rc.budget_argmax and rc.policy == "gumbel":
+      aux = aux + rc.aux_loss_weight * jnp.sum(jnp.square(argmax_densities - rc.target_density))
     router_z = rc.z_loss_weight * jnp.mean(z_losses)
     metrics = {
         "router/aux_loss": aux,
         "router/z_loss": router_z,
         "router/density": jnp.mean(densities),
+        "router/argmax_density": jnp.mean(argmax_densities),
         "router/overflow": jnp.mean(jnp.stack([s["overflow"] for s in routing_stats.values()])),
     }
     for name, s in routing_stats.items():

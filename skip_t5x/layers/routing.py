@@ -44,6 +44,9 @@ class RoutingConfig:
   aux_loss_weight: float = 0.01  # weight of sum_l (density_l - target_density)^2
   z_loss_weight: float = 1e-3  # weight of the router z-loss mean(logsumexp(logits)^2)
   drop_skipped_keys: bool = False  # attention: skipped tokens are also removed from the keys (MoD-style)
+  # 'gumbel': also hold the deterministic (argmax) decisions used at evaluation to the budget. Sampled decisions can
+  # meet the budget with every p(execute) near P while argmax then executes all or nothing; this term closes that gap.
+  budget_argmax: bool = True
 
   @property
   def target_density(self) -> float:
@@ -137,6 +140,7 @@ class Decision:
   execute: jax.Array  # [batch, length] bool: the token runs the module
   gate: jax.Array  # [batch, length] float32: 1.0 forward where executed; carries router gradients
   execute_prob: jax.Array  # [batch, length] float32: softmax(logits)[..., EXECUTE]
+  argmax_execute: jax.Array  # [batch, length] bool: the deterministic decision (what evaluation would do)
 
 
 def decide(
@@ -178,8 +182,9 @@ def decide(
 
   hard_exec = hard_exec & token_mask
   hard = hard_exec.astype(jnp.float32)
-  gate = hard + soft_exec - jax.lax.stop_gradient(soft_exec)  # == hard in the forward pass
-  return Decision(execute=hard_exec, gate=gate, execute_prob=p_exec)
+  gate = hard + (soft_exec - jax.lax.stop_gradient(soft_exec))  # exactly == hard in the forward pass
+  argmax_exec = hard_exec if config.policy != "gumbel" else (logits[..., EXECUTE] > logits[..., SKIP]) & token_mask
+  return Decision(execute=hard_exec, gate=gate, execute_prob=p_exec, argmax_execute=argmax_exec)
 
 
 def router_z_loss(logits: jax.Array, token_mask: jax.Array) -> jax.Array:

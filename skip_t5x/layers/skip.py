@@ -6,7 +6,8 @@
 The sublayer is a function ``fn(x_sub, rows, keep) -> delta`` (see dispatch.py; `keep` [batch, length] is the full
 execute mask, which attention needs to drop skipped keys). Returned metrics:
 realized density (straight-through: forward value = fraction executed, gradient = that of the mean execute
-probability), mean execute probability, router z-loss and the fraction of tokens dropped by capacity. The decisions
+probability), the same for the deterministic argmax decisions, mean execute probability, router z-loss and the
+fraction of tokens dropped by capacity. The decisions
 themselves are sown into the 'routing_decisions' collection (collected only when a caller makes it mutable).
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ class SkipLayer(nn.Module):
     """x: [batch, length, embed] residual stream; router_input: its normalized form; token_mask: [batch, length]."""
     cfg = self.config
     decoding_step = decode and self.has_variable("cache", "executed_count")
-    if decoding_step and cfg.policy == "expert_choice":
+    if decode and cfg.policy == "expert_choice":
       raise ValueError(
           "routing policy 'expert_choice' picks the top tokens of a whole sequence (non-causal) and cannot be "
           "decoded incrementally; use policy 'gumbel' or 'threshold' for generation")
@@ -71,6 +72,10 @@ class SkipLayer(nn.Module):
         "execute_prob": masked_mean(decision.execute_prob, token_mask),
         "z_loss": router_z_loss(logits, token_mask),
         "overflow": masked_mean((decision.execute & ~keep).astype(jnp.float32), token_mask),
+        # forward: fraction the argmax decisions execute; backward: gradient of the mean execute probability
+        "argmax_density": masked_mean(
+            decision.argmax_execute.astype(jnp.float32)
+            + (decision.execute_prob - jax.lax.stop_gradient(decision.execute_prob)), token_mask),
     }
     self.sow("routing_decisions", "execute", keep)
     return y, stats
