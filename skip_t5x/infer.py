@@ -1,0 +1,65 @@
+r"""Inference entry point: restore a checkpoint and continue prompts (greedy or sampled).
+
+  python -m skip_t5x.infer --model_dir=runs/demo --prompt="The quick brown fox"
+  python -m skip_t5x.infer --gin_file=gin/models/skip_small.gin --nouse_train_config --model_dir=DIR \
+      --prompt="..." --gin.infer.temperature=0.7
+
+Gin files, in order (later wins): MODEL_DIR/config.gin (the training run's operative config, unless
+--nouse_train_config), gin/runs/infer.gin, then --gin_file. Prints each continuation and, per routed module, the
+share of the prompt + continuation tokens that executed it. The work is skip_t5x.inference.infer.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Sequence
+
+from absl import flags
+
+from skip_t5x import gin_utils
+
+INFER_GIN = "runs/infer.gin"
+
+
+def _define_flags() -> None:
+  gin_utils.define_flags()
+  flags.DEFINE_string("model_dir", None, "Model directory holding checkpoints/ (sets MODEL_DIR).")
+  flags.DEFINE_multi_string("prompt", [], "Prompt text; repeatable (one row per prompt).")
+  flags.DEFINE_bool("use_train_config", True, "Parse MODEL_DIR/config.gin (the training config) first.")
+
+
+def gin_files_for(model_dir: str, gin_files: Sequence[str], use_train_config: bool) -> List[str]:
+  """MODEL_DIR/config.gin (when present and wanted), runs/infer.gin, then the given files."""
+  files = []
+  train_config = os.path.join(model_dir, "config.gin")
+  if use_train_config and os.path.isfile(train_config):
+    files.append(os.path.abspath(train_config))
+  return files + [INFER_GIN] + list(gin_files)
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+  fl = flags.FLAGS
+  if not fl.model_dir:
+    raise SystemExit("error: --model_dir is required")
+  from skip_t5x import inference  # pylint: disable=g-import-not-at-top
+  from skip_t5x import train as train_lib  # pylint: disable=g-import-not-at-top
+
+  train_lib.quiet_logs_unless_verbose()
+  try:
+    train_lib.import_registrations()
+    gin_utils.parse_gin(gin_files_for(fl.model_dir, fl.gin_file, fl.use_train_config), fl.gin_bindings,
+                        fl.gin_search_paths, extra_bindings={"MODEL_DIR": fl.model_dir})
+    results = inference.infer(prompts=tuple(fl.prompt))
+  except (gin_utils.GinConfigError, ValueError, FileNotFoundError) as e:
+    raise SystemExit(f"error: {e}") from e
+  print(inference.format_results(results), flush=True)
+
+
+def console_entry() -> None:
+  _define_flags()
+  gin_utils.run(main)
+
+
+if __name__ == "__main__":
+  console_entry()
