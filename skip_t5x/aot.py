@@ -262,26 +262,6 @@ def _analytic_flops_per_step(model, dataset) -> Optional[float]:
   return float(per_token) * dataset.batch_size * dataset.sequence_length
 
 
-def _abstract_train_state(model, tx, mesh, rules, init_shapes):
-  """trainer.abstract_train_state, with the init rng made inside eval_shape.
-
-  Nothing may run eagerly under a mesh of AOT topology devices (they cannot execute), and
-  trainer.abstract_train_state builds `jax.random.key(0)` eagerly inside the mesh context.
-  """
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-
-  from skip_t5x import partitioning  # pylint: disable=g-import-not-at-top
-  from skip_t5x import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-
-  init = trainer_lib._init_fn(model, tx, init_shapes)  # pylint: disable=protected-access
-  with trainer_lib.mesh_context(mesh, rules):
-    boxed = jax.eval_shape(lambda: init(jax.random.key(0)))
-  shardings = partitioning.tree_shardings(boxed, mesh, rules)
-  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), nn.unbox(boxed),
-                          shardings)
-  return abstract, shardings
-
-
 def compile_train_step(topology: str, bindings: Optional[TrainBindings] = None, top_arrays: int = 8,
                        compile: bool = True) -> AotReport:  # pylint: disable=redefined-builtin
   """Compiles the configured train step for `topology`; the gin config must already be parsed.
@@ -312,7 +292,7 @@ def compile_train_step(topology: str, bindings: Optional[TrainBindings] = None, 
     raise AotError(f"on topology {topology} with mesh {dict(mesh.shape)}: {e}") from e
   tx, schedule = optimizers.make_optimizer(bindings.optimizer, bindings.train_steps)
   init_shapes = {"decoder_input_tokens": (partitioning.data_parallel_size(mesh), dataset.sequence_length)}
-  abstract_state, shardings = _abstract_train_state(model, tx, mesh, rules, init_shapes)
+  abstract_state, shardings = trainer_lib.abstract_train_state(model, tx, mesh, rules, init_shapes)
   step = trainer_lib.jit_train_step(trainer_lib.make_train_step(model, tx, schedule, bindings.microbatches),
                                     shardings, mesh, rules)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())

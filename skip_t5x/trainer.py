@@ -53,7 +53,7 @@ def abstract_train_state(model, tx, mesh: Mesh, rules, input_shapes) -> Tuple[Tr
   """(abstract state with shardings attached, shardings) without allocating anything."""
   init = _init_fn(model, tx, input_shapes)
   with mesh_context(mesh, rules):
-    boxed = jax.eval_shape(init, jax.random.key(0))
+    boxed = jax.eval_shape(lambda: init(jax.random.key(0)))  # no eager key: topology devices cannot run code
   shardings = partitioning.tree_shardings(boxed, mesh, rules)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), partitioning.strip_boxes(boxed),
                           shardings)
