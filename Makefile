@@ -21,6 +21,7 @@ $(VENV)/.installed: setup.py
 run: venv
 	$(PY) -m skip_t5x.train --gin_file=gin/runs/demo.gin --model_dir=$(RUN_DIR)
 	$(PY) -m skip_t5x.eval --gin_file=gin/runs/demo_eval.gin --model_dir=$(RUN_DIR)
+	$(PY) -m skip_t5x.plot_metrics --model_dir=$(RUN_DIR) --target_density=0.5
 
 test: venv
 	$(PY) -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS) tests
