@@ -18,7 +18,6 @@ from skip_t5x import gin_utils
 from skip_t5x import partitioning
 from skip_t5x import train as train_lib
 
-TRAIN_CONFIG = "config.gin"
 
 
 def _define_flags() -> None:
@@ -37,10 +36,7 @@ def _define_flags() -> None:
 
 def gin_files_for(model_dir: str, gin_files, use_train_config: bool) -> list:
     """The training config (when present and wanted) followed by the given files, so the latter win."""
-    train_config = os.path.join(model_dir, TRAIN_CONFIG)
-    if use_train_config and os.path.isfile(train_config):
-        return [os.path.abspath(train_config)] + list(gin_files)
-    return list(gin_files)
+    return gin_utils.train_config_first(model_dir, gin_files, use_train_config)
 
 
 def main(argv) -> None:

@@ -245,3 +245,14 @@ def write_operative_config(model_dir: str, filename: str = "config.gin") -> str:
     with tf.io.gfile.GFile(path, "w") as f:
       f.write(gin.operative_config_str())
   return path
+
+
+TRAIN_CONFIG = "config.gin"  # the operative config a training run writes into its model dir
+
+
+def train_config_first(model_dir: str, gin_files: Sequence[str], use_train_config: bool = True) -> List[str]:
+  """MODEL_DIR/config.gin (when present and wanted) followed by `gin_files`, so the latter win."""
+  train_config = os.path.join(model_dir, TRAIN_CONFIG)
+  if use_train_config and os.path.isfile(train_config):
+    return [os.path.abspath(train_config)] + list(gin_files)
+  return list(gin_files)

@@ -10,7 +10,6 @@ share of the prompt + continuation tokens that executed it. The work is skip_t5x
 """
 from __future__ import annotations
 
-import os
 from typing import List, Sequence
 
 from absl import flags
@@ -29,11 +28,7 @@ def _define_flags() -> None:
 
 def gin_files_for(model_dir: str, gin_files: Sequence[str], use_train_config: bool) -> List[str]:
   """MODEL_DIR/config.gin (when present and wanted), runs/infer.gin, then the given files."""
-  files = []
-  train_config = os.path.join(model_dir, "config.gin")
-  if use_train_config and os.path.isfile(train_config):
-    files.append(os.path.abspath(train_config))
-  return files + [INFER_GIN] + list(gin_files)
+  return gin_utils.train_config_first(model_dir, [INFER_GIN, *gin_files], use_train_config)
 
 
 def main(argv) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import glob
 import io
-import json
 import os
 import sys
 from typing import Iterable, Iterator, List, Optional, Sequence
@@ -21,6 +20,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 import sentencepiece as spm
 
 from skip_t5x.data import embedded_corpus
+from skip_t5x.data import sources
 from skip_t5x.data import vocab as vocab_lib
 
 
@@ -41,21 +41,10 @@ def read_files(pattern: str, text_key: Optional[str]) -> Iterator[str]:
     if not files:
         raise FileNotFoundError(f"--input={pattern!r} matches no file")
     for path in files:
-        with open(path, "rb") as f:
-            for line_number, raw in enumerate(f, 1):
-                line = raw.decode("utf-8", errors="replace").strip()
-                if not line:
-                    continue
-                if text_key is None:
-                    yield line
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{line_number}: not valid JSON ({e})") from e
-                if not isinstance(record, dict) or text_key not in record:
-                    raise ValueError(f"{path}:{line_number}: record has no field {text_key!r}")
-                yield str(record[text_key])
+        if text_key is None:
+            yield from sources.read_text_records(path, "text", "text")
+        else:
+            yield from sources.read_text_records(path, "jsonl", text_key)
 
 
 def train(sentences: Iterable[str], vocab_size: int, model_type: str = "unigram",
