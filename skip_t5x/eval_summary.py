@@ -1,8 +1,9 @@
 """The evaluation summary: per-task scores, NLG / NLU / overall averages, realized skip ratio and FLOPs per token.
 
 Written as DIR/eval/summary.json and DIR/eval/summary.md (a table like the paper's). Each task reports its
-primary metric (TaskSpec.primary_metric: exact match, F1, F1a or accuracy, in percent); averages are unweighted
-means over the tasks present, as in the paper.
+primary metric (TaskSpec.primary_metric: exact match, F1, F1a or accuracy, in percent), and beside it the chance
+level where the metric function reports one (`chance_<metric>`: a uniformly random pick among a rank
+classification's candidates); averages are unweighted means over the tasks present, as in the paper.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def build_summary(task_metrics: Mapping[str, Mapping[str, Any]], *, mixture_or_t
         if primary not in metrics:
             raise ValueError(f"task {task_name}: primary metric {primary!r} missing from {sorted(metrics)}")
         tasks[task_name] = {"kind": spec.kind if spec else "", "metric": primary, "score": metrics[primary],
+                            "chance": metrics.get(f"chance_{primary}"),
                             "in_paper24": bool(spec.in_paper24) if spec else False, "metrics": metrics}
 
     def mean(kind: Optional[str]) -> Optional[float]:
@@ -109,16 +111,17 @@ def markdown(summary: Mapping[str, Any]) -> str:
         f"(target {_fmt(summary.get('target_skip_ratio'), 3)}); "
         f"inference FLOPs/token: {_fmt_flops(flops.get('routed'))} routed, {_fmt_flops(flops.get('dense'))} dense.",
         "",
-        "| Task | Kind | Metric | Score |",
-        "|---|---|---|---:|",
+        "| Task | Kind | Metric | Score | Chance |",
+        "|---|---|---|---:|---:|",
     ]
     for name, task in summary["tasks"].items():
-        lines.append(f"| {name} | {task['kind']} | {task['metric']} | {_fmt(task['score'])} |")
+        lines.append(f"| {name} | {task['kind']} | {task['metric']} | {_fmt(task['score'])} "
+                     f"| {_fmt(task.get('chance'))} |")
     averages = summary["averages"]
     lines += [
-        f"| **NLG average** | NLG | | {_fmt(averages['NLG'])} |",
-        f"| **NLU average** | NLU | | {_fmt(averages['NLU'])} |",
-        f"| **Overall average** | all | | {_fmt(averages['overall'])} |",
+        f"| **NLG average** | NLG | | {_fmt(averages['NLG'])} | |",
+        f"| **NLU average** | NLU | | {_fmt(averages['NLU'])} | |",
+        f"| **Overall average** | all | | {_fmt(averages['overall'])} | |",
         "",
     ]
     return "\n".join(lines)

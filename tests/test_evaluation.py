@@ -1,5 +1,5 @@
 """End to end: a tiny model trained on the embedded corpus, evaluated on the embedded 1-shot mixture through
-seqio.Evaluator on an 8-device mesh; plus the summary arithmetic and the runner's batching."""
+seqio.Evaluator on an 8-device mesh, where it beats chance; plus the summary arithmetic and the runner's batching."""
 import json
 import os
 
@@ -12,10 +12,12 @@ import seqio
 from skip_t5x import eval as eval_main
 from skip_t5x import eval_summary, evaluation, gin_utils, train as train_entry
 
+TRAIN_STEPS = 300
 TRAIN_BINDINGS = [
-    "MIXTURE_OR_TASK_NAME = 'embedded_lm'", "TASK_FEATURE_LENGTHS = {'targets': 64}", "TRAIN_STEPS = 6",
-    "BATCH_SIZE = 8", "MESH_DATA = 4", "MESH_FSDP = 2", "MESH_MODEL = 1", "LEARNING_RATE = 0.01",
-    "WARMUP_STEPS = 2", "CHECKPOINT_PERIOD = 6", "LOG_EVERY_STEPS = 4", "train.tensorboard = False",
+    "MIXTURE_OR_TASK_NAME = 'embedded_lm'", "TASK_FEATURE_LENGTHS = {'targets': 64}", f"TRAIN_STEPS = {TRAIN_STEPS}",
+    "BATCH_SIZE = 8", "MESH_DATA = 4", "MESH_FSDP = 2", "MESH_MODEL = 1", "OPTIMIZER = 'adamw'",
+    "LR_SCHEDULE = 'cosine'", "LEARNING_RATE = 0.005", "WARMUP_STEPS = 20", f"CHECKPOINT_PERIOD = {TRAIN_STEPS}",
+    "LOG_EVERY_STEPS = 50", "train.tensorboard = False",
 ]
 EVAL_BINDINGS = [
     "EVAL_TASK_FEATURE_LENGTHS = {'inputs': 96, 'targets': 24}", "EVAL_BATCH_SIZE = 8", "MAX_DECODE_LENGTH = 4",
@@ -36,7 +38,7 @@ def trained_model_dir(tmp_path_factory):
         result = training.train()
     finally:
         gin.clear_config()
-    assert result.step == 6
+    assert result.step == TRAIN_STEPS
     return model_dir
 
 
@@ -66,11 +68,13 @@ def test_end_to_end_eval_writes_summary(trained_model_dir):
         assert name in files
     with open(os.path.join(out, "summary.json")) as f:
         written = json.load(f)
-    assert written["step"] == 6 and written["mixture_or_task_name"] == "embedded_fewshot"
+    assert written["step"] == TRAIN_STEPS and written["mixture_or_task_name"] == "embedded_fewshot"
     tasks = written["tasks"]
     assert set(tasks) == {"embedded_1shot_lambada", "embedded_1shot_continuation"}
     assert tasks["embedded_1shot_lambada"]["kind"] == "NLG" and tasks["embedded_1shot_lambada"]["metric"] == "exact_match"
     assert tasks["embedded_1shot_continuation"]["metric"] == "accuracy"
+    assert tasks["embedded_1shot_continuation"]["chance"] == pytest.approx(25.0)
+    assert 0.0 < tasks["embedded_1shot_lambada"]["chance"] < 100.0  # a random word of the passage
     scores = [t["score"] for t in tasks.values()]
     assert all(0.0 <= s <= 100.0 for s in scores)
     assert written["averages"]["overall"] == pytest.approx(sum(scores) / 2)
@@ -84,6 +88,20 @@ def test_end_to_end_eval_writes_summary(trained_model_dir):
         table = f.read()
     assert "| embedded_1shot_continuation | NLU | accuracy |" in table and "**Overall average**" in table
     assert summary["tasks"] == written["tasks"]
+
+
+def test_trained_tiny_model_beats_chance_on_the_embedded_continuation_task(trained_model_dir):
+    """200 steps of the tiny skip model put the right next sentence first far more often than the 25% chance."""
+    _parse_eval(trained_model_dir, ["MIXTURE_OR_TASK_NAME = 'embedded_1shot_continuation'",
+                                    "skip_t5x.data.embedded_eval.embedded_eval_options.max_items = 64"])
+    try:
+        summary = evaluation.evaluate(output_dir=os.path.join(trained_model_dir, "eval_continuation"))
+    finally:
+        gin.clear_config()
+    task = summary["tasks"]["embedded_1shot_continuation"]
+    assert task["chance"] == pytest.approx(25.0)
+    # 64 items: chance accuracy has a standard deviation of 5.4 points, so 45 is 3.7 of them above it
+    assert task["score"] >= 45.0, task
 
 
 def test_runner_scores_match_direct_model_calls(trained_model_dir):
@@ -123,7 +141,8 @@ def test_runner_scores_match_direct_model_calls(trained_model_dir):
 def test_summary_averages_by_kind():
     from skip_t5x.data import fewshot_tasks
 
-    metrics = {"fewshot_1shot_boolq": {"accuracy": 60.0}, "fewshot_1shot_copa": {"accuracy": 70.0},
+    metrics = {"fewshot_1shot_boolq": {"accuracy": 60.0, "chance_accuracy": 50.0},
+               "fewshot_1shot_copa": {"accuracy": 70.0},
                "fewshot_1shot_drop": {"f1": 20.0, "exact_match": 10.0},
                "fewshot_1shot_multirc": {"f1a": 50.0, "accuracy": 55.0}}
     assert all(t in fewshot_tasks.SPECS_BY_TASK_NAME for t in metrics)
@@ -134,7 +153,9 @@ def test_summary_averages_by_kind():
     assert summary["averages"] == {"NLG": 20.0, "NLU": 60.0, "overall": 50.0}
     assert summary["realized_skip_ratio"] == pytest.approx(0.4)
     table = eval_summary.markdown(summary)
-    assert "| fewshot_1shot_drop | NLG | f1 | 20.0 |" in table and "1.50M routed, 2.00M dense" in table
+    assert "| fewshot_1shot_drop | NLG | f1 | 20.0 | - |" in table and "1.50M routed, 2.00M dense" in table
+    assert "| fewshot_1shot_boolq | NLU | accuracy | 60.0 | 50.0 |" in table
+    assert summary["tasks"]["fewshot_1shot_boolq"]["chance"] == 50.0
     with pytest.raises(ValueError, match="primary metric 'accuracy' missing"):
         eval_summary.build_summary({"fewshot_1shot_boolq": {"f1": 1.0}}, mixture_or_task_name="m", step=0,
                                    model_dir="/x", density=None)

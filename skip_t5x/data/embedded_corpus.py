@@ -5,6 +5,10 @@ Two sources, both read without importing any module they describe:
 - docstrings of the standard library's pure-Python modules, read with `ast` from the source files (one document
   per module: its module, class and function docstrings in source order).
 
+Both are hard-wrapped at ~72 columns; paragraphs that read as wrapped prose are joined into one line each (as an
+LM sees prose elsewhere, and as the embedded eval tasks present it), while code, tables, lists and other
+line-structured blocks keep their lines.
+
 Extraction is deterministic: files and topics are visited in sorted order, nothing depends on import order or on
 which optional modules happen to import, and docstrings repeated verbatim across the library are kept once (at
 their first occurrence in that order). The corpus does depend on the Python version (its stdlib text); the version
@@ -22,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sys
 import sysconfig
 import tempfile
@@ -31,7 +36,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 _SKIPPED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
                            "lib2to3", "ensurepip", "venv", "turtledemo"})  # plus config-* (build files)
 HELD_OUT_PERCENT = 10  # share of documents (by id hash) in the held-out split
-CORPUS_FORMAT_VERSION = 1  # bump when extraction changes, so stale caches are not reused
+CORPUS_FORMAT_VERSION = 2  # bump when extraction changes, so stale caches are not reused (2: unwrapped prose)
+_MIN_WRAPPED_LINE = 40  # characters: hard-wrapped prose fills its lines close to the wrap width (~72-79)
+_NOT_PROSE_START = re.compile(r"^(\s|[-*+•]\s|[|=+]|-{2,}|\d+[.)]\s|\.\. |>>>)")  # indented, bullet, table, directive, prompt
 SPLITS = ("train", "validation")
 
 
@@ -81,6 +88,23 @@ def _stdlib_python_files(stdlib_dir: str) -> List[Tuple[str, str]]:
     return sorted(found)
 
 
+def unwrap_prose(text: str) -> str:
+    """Joins the lines of each hard-wrapped prose paragraph (blank-line separated) with single spaces.
+
+    A paragraph counts as wrapped prose when none of its lines starts with indentation, a bullet, a table rule, a
+    directive or a prompt, and every line but the last is at least _MIN_WRAPPED_LINE characters long (short
+    lines mean deliberate breaks: field lists, signatures, headings). Other paragraphs are kept as they are.
+    """
+    paragraphs = text.split("\n\n")
+    out = []
+    for para in paragraphs:
+        lines = para.split("\n")
+        wrapped = (len(lines) > 1 and not any(_NOT_PROSE_START.match(line) for line in lines)
+                   and all(len(line) >= _MIN_WRAPPED_LINE for line in lines[:-1]))
+        out.append(" ".join(line.strip() for line in lines) if wrapped else para)
+    return "\n\n".join(out)
+
+
 def _docstrings_in_source_order(source: bytes) -> List[str]:
     """Module, class and function docstrings of a Python source, in the order they appear."""
     tree = ast.parse(source)
@@ -91,7 +115,7 @@ def _docstrings_in_source_order(source: bytes) -> List[str]:
     for node in nodes:
         doc = ast.get_docstring(node, clean=True)
         if doc and doc.strip():
-            docs.append(doc.strip())
+            docs.append(unwrap_prose(doc.strip()))
     return docs
 
 
@@ -101,7 +125,7 @@ def extract_documents(stdlib_dir: Optional[str] = None) -> List[Document]:
 
     documents = []
     for name in sorted(pydoc_data.topics.topics):
-        text = pydoc_data.topics.topics[name].strip()
+        text = unwrap_prose(pydoc_data.topics.topics[name].strip())
         if text:
             documents.append(Document(f"topic/{name}", text))
 

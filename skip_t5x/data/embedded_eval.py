@@ -2,9 +2,10 @@
 
 - `embedded_1shot_lambada` (NLG): a LAMBADA-style passage; the model generates the last word. As in LAMBADA, the
   word also occurs earlier in the passage, so a model that tracks its context can get it.
-- `embedded_1shot_continuation` (NLU): the start of a paragraph and 4 candidate next sentences: the true one and
-  3 taken from paragraphs of other held-out documents (seeded choice and order), ranked by length-normalized
-  log-likelihood. Chance is 25%.
+- `embedded_1shot_continuation` (NLU): the start of a paragraph and 4 candidate next sentences, ranked by
+  length-normalized log-likelihood; chance is 25%. Besides the true next sentence, the 3 distractors are by default
+  copies of it with one pair of adjacent words swapped (seeded), or with `distractors='other_documents'` next
+  sentences of other held-out documents.
 Evaluated items come from held-out documents ('validation'); exemplars from train documents ('shot'). Both go
 through the same machinery as the TFDS suite. Mixture: `embedded_fewshot`.
 """
@@ -28,12 +29,21 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _WORD = re.compile(r"^[A-Za-z]{4,}$")
 
 
+# Distractors of the continuation task. 'swapped_words' tests the word order a small LM learns first and stays
+# informative as models grow (accuracy climbs from 25% toward 100%); 'other_documents' (sentences of other held-out
+# documents, which read fluently) needs a model that uses its context and stays near chance for small ones.
+DISTRACTORS = ("swapped_words", "other_documents")
+
+
 @gin.configurable
-def embedded_eval_options(max_items: int = 400, seed: int = 0) -> dict:
-    """Gin knobs: items evaluated per embedded task and the seed of distractor choice and order."""
+def embedded_eval_options(max_items: int = 400, seed: int = 0, distractors: str = "swapped_words") -> dict:
+    """Gin knobs: items evaluated per embedded task, the seed of distractor choice and order, and the kind of
+    continuation distractors (DISTRACTORS)."""
     if max_items < 1:
         raise ValueError(f"embedded_eval_options.max_items must be >= 1, got {max_items}")
-    return {"max_items": int(max_items), "seed": int(seed)}
+    if distractors not in DISTRACTORS:
+        raise ValueError(f"embedded_eval_options.distractors={distractors!r} must be one of {list(DISTRACTORS)}")
+    return {"max_items": int(max_items), "seed": int(seed), "distractors": distractors}
 
 
 def prose_paragraphs(documents) -> List[Tuple[str, str]]:
@@ -66,8 +76,8 @@ def lambada_records(paragraphs: List[Tuple[str, str]]) -> List[Dict[str, str]]:
     return [{"passage": p} for p in (lambada_passage(text) for _, text in paragraphs) if p]
 
 
-def continuation_records(paragraphs: List[Tuple[str, str]], seed: int) -> List[dict]:
-    """{'context', 'endings' (4), 'label'}: true next sentence plus 3 from paragraphs of other documents."""
+def next_sentence_pairs(paragraphs: List[Tuple[str, str]]) -> List[Tuple[str, str, str]]:
+    """(doc_id, context, next sentence): a paragraph's first sentences (>= 8 words) and the sentence after them."""
     pairs = []
     for doc_id, text in paragraphs:
         sentences = _SENTENCE_END.split(text)
@@ -76,29 +86,59 @@ def continuation_records(paragraphs: List[Tuple[str, str]], seed: int) -> List[d
             context, rest = context + " " + rest[0], rest[1:]
         if rest and 4 <= len(rest[0].split()) <= 40 and len(context.split()) <= 80:
             pairs.append((doc_id, context, rest[0]))
+    return pairs
+
+
+def swapped_word_distractors(sentence: str, rng: random.Random, count: int = 3) -> List[str]:
+    """`count` different copies of `sentence`, each with one pair of adjacent (differing) words swapped; fewer when
+    the sentence has too few such pairs."""
+    words = sentence.split()
+    positions = [i for i in range(len(words) - 1) if words[i] != words[i + 1]]
+    out = []
+    for i in rng.sample(positions, len(positions)):
+        swapped = words[:i] + [words[i + 1], words[i]] + words[i + 2:]
+        candidate = " ".join(swapped)
+        if candidate != sentence and candidate not in out:
+            out.append(candidate)
+        if len(out) == count:
+            break
+    return out
+
+
+def continuation_records(paragraphs: List[Tuple[str, str]], seed: int,
+                         distractors: str = "swapped_words") -> List[dict]:
+    """{'context', 'endings' (4), 'label'}: the true next sentence plus 3 distractors (see DISTRACTORS)."""
+    pairs = next_sentence_pairs(paragraphs)
     records = []
     for i, (doc_id, context, ending) in enumerate(pairs):
         rng = random.Random(embedded_corpus.stable_hash(f"{seed}:{i}:{context}"))
-        others = [p[2] for p in pairs if p[0] != doc_id and p[2] != ending]
-        if len(others) < 3:
+        if distractors == "swapped_words":
+            wrong = swapped_word_distractors(ending, rng)
+        else:
+            others = [p[2] for p in pairs if p[0] != doc_id and p[2] != ending]
+            wrong = rng.sample(others, 3) if len(others) >= 3 else []
+        if len(wrong) < 3:
             continue
-        endings = rng.sample(others, 3) + [ending]
+        endings = wrong + [ending]
         rng.shuffle(endings)
         records.append({"context": context, "endings": endings, "label": endings.index(ending)})
     return records
 
 
 @functools.lru_cache(maxsize=8)
-def _records(kind: str, split: str, seed: int) -> tuple:
+def _records(kind: str, split: str, seed: int, distractors: str) -> tuple:
     paragraphs = prose_paragraphs(embedded_corpus.documents_for_split(_SPLIT_DOCS[split]))
-    records = lambada_records(paragraphs) if kind == "lambada" else continuation_records(paragraphs, seed)
+    if kind == "lambada":
+        return tuple(lambada_records(paragraphs))
+    records = continuation_records(paragraphs, seed, distractors)
     return tuple(records)
 
 
 def records_dataset(kind: str, split: str) -> tf.data.Dataset:
     if split not in _SPLIT_DOCS:
         raise ValueError(f"embedded eval tasks have splits {sorted(_SPLIT_DOCS)}, got {split!r}")
-    records = _records(kind, split, embedded_eval_options()["seed"])
+    options = embedded_eval_options()
+    records = _records(kind, split, options["seed"], options["distractors"])
     if not records:
         raise ValueError(f"embedded {kind} task: no {split} records could be built from the corpus")
     if kind == "lambada":
@@ -120,8 +160,9 @@ def _dataset_fn_for(kind: str):
 
 EMBEDDED_SPECS = {
     "lambada": TaskSpec(name="embedded_lambada", kind="NLG", formatter=prompts_nlg.lambada,
-                        metric_fn=metrics.exact_match_metric, answer_fn=prompts_nlg.first_word,
-                        primary_metric="exact_match", registered_name="embedded_1shot_lambada"),
+                        metric_fn=metrics.lambada_metric, answer_fn=prompts_nlg.first_word,
+                        primary_metric="exact_match", targets_with_context=True,
+                        registered_name="embedded_1shot_lambada"),
     "continuation": TaskSpec(name="embedded_continuation", kind="NLU", formatter=prompts_nlu.story_cloze,
                              metric_fn=functools.partial(fewshot_tasks.rank_classification.accuracy,
                                                          length_normalize=True),

@@ -134,15 +134,22 @@ def tokenize_with_pretokenized(dataset: tf.data.Dataset,
     return seqio.preprocessors.tokenize(dataset, output_features, copy_pretokenized=True)
 
 
-def generation_postprocessor(answer_fn: Callable[[str], str]):
-    """Targets -> the gold answers (from 'answers_json'); predictions -> answer_fn(decoded text)."""
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def generation_postprocessor(answer_fn: Callable[[str], str], with_context: bool = False):
+    """Targets -> the gold answers (from 'answers_json'), or with `with_context` {'answers', 'context': the evaluated
+    prompt after the exemplar}; predictions -> answer_fn(decoded text)."""
 
     def postprocess(output, example=None, is_target: bool = False):
         if is_target:
             if example is None or "answers_json" not in example:
                 raise ValueError("generation targets need the example's 'answers_json'")
-            raw = example["answers_json"]
-            return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+            answers = json.loads(_text(example["answers_json"]))
+            if not with_context:
+                return answers
+            return {"answers": answers, "context": _text(example["inputs_pretokenized"]).rsplit(SEPARATOR, 1)[-1]}
         return answer_fn(output)
 
     postprocess.__name__ = f"generation_postprocessor_{answer_fn.__name__}"

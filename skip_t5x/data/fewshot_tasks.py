@@ -41,6 +41,7 @@ class TaskSpec:
     length_normalize: bool = True  # NLU only
     metric_fn: Optional[Callable] = None
     answer_fn: Callable[[str], str] = prompts_nlg.first_line  # NLG only
+    targets_with_context: bool = False  # NLG only: metric targets carry the passage too (LAMBADA's chance)
     primary_metric: str = "accuracy"
     manual_download: bool = False
     registered_name: str = ""  # the seqio task name when it is not TASK_PREFIX + name
@@ -62,8 +63,8 @@ _CODE_SPECS: Dict[str, dict] = {
     "web_questions": dict(formatter=prompts_nlg.web_questions, metric_fn=metrics.exact_match_metric,
                           primary_metric="exact_match"),
     "squad_v2": dict(formatter=prompts_nlg.squad_v2, metric_fn=metrics.squad_metrics, primary_metric="f1"),
-    "lambada": dict(formatter=prompts_nlg.lambada, metric_fn=metrics.exact_match_metric,
-                    answer_fn=prompts_nlg.first_word, primary_metric="exact_match"),
+    "lambada": dict(formatter=prompts_nlg.lambada, metric_fn=metrics.lambada_metric,
+                    answer_fn=prompts_nlg.first_word, primary_metric="exact_match", targets_with_context=True),
     "drop": dict(formatter=prompts_nlg.drop, metric_fn=metrics.drop_metrics, primary_metric="f1"),
     "quac": dict(formatter=prompts_nlg.quac, metric_fn=metrics.f1_metric, primary_metric="f1"),
     "coqa": dict(formatter=prompts_nlg.coqa, metric_fn=metrics.f1_metric, primary_metric="f1"),
@@ -153,7 +154,7 @@ def register_one_shot_task(spec: TaskSpec, source: seqio.DataSource, shot_datase
     """Registers `spec.task_name` over `source` (whose 'validation' split is evaluated)."""
     one_shot = fewshot.make_one_shot_preprocessor(spec.task_name, spec.formatter, shot_dataset_fn, max_items)
     if spec.kind == "NLG":
-        postprocess_fn = fewshot.generation_postprocessor(spec.answer_fn)
+        postprocess_fn = fewshot.generation_postprocessor(spec.answer_fn, spec.targets_with_context)
     else:
         postprocess_fn = rank_classification.postprocess
     if spec.task_name in seqio.TaskRegistry.names():

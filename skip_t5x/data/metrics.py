@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import re
 import string
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Mapping, Optional, Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -69,6 +69,20 @@ def exact_match_metric(targets: Sequence, predictions: Sequence[str]) -> dict:
     golds = _as_gold_lists(targets)
     _check_lengths(golds, predictions)
     return {"exact_match": 100.0 * _mean([_best(exact_match, p, g) for p, g in zip(predictions, golds)])}
+
+
+def lambada_metric(targets: Sequence[Mapping], predictions: Sequence[str]) -> dict:
+    """{'exact_match', 'chance_exact_match'} for last-word prediction. Targets are {'answers': [...], 'context':
+    the passage without its last word}. Chance is LAMBADA's random-context-word baseline (Paperno et al. 2016): the
+    expected exact match of answering with a uniformly random word of the context."""
+    golds = [list(t["answers"]) for t in targets]
+    _check_lengths(golds, predictions)
+    em = [_best(exact_match, p, g) for p, g in zip(predictions, golds)]
+    chance = []
+    for target, gold in zip(targets, golds):
+        words = target["context"].split()
+        chance.append(_mean([_best(exact_match, w, gold) for w in words]) if words else 0.0)
+    return {"exact_match": 100.0 * _mean(em), "chance_exact_match": 100.0 * _mean(chance)}
 
 
 def f1_metric(targets: Sequence, predictions: Sequence[str]) -> dict:

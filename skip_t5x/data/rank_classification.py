@@ -87,11 +87,13 @@ def group_predictions(targets: Sequence[Mapping[str, Any]], scores: Sequence[flo
 
 
 def accuracy(targets: Sequence[Mapping[str, Any]], scores: Sequence[float], length_normalize: bool = True) -> dict:
-    """{'accuracy'}: percent of examples whose top candidate is a correct one."""
+    """{'accuracy', 'chance_accuracy'}: percent of examples whose top candidate is a correct one, and the expected
+    percent of a uniformly random pick (mean over examples of correct candidates / candidates)."""
     grouped = group_predictions(targets, scores, length_normalize)
     if not grouped:
         raise ValueError("rank classification accuracy over zero examples")
-    return {"accuracy": 100.0 * sum(correct[best] for best, correct in grouped) / len(grouped)}
+    return {"accuracy": 100.0 * sum(correct[best] for best, correct in grouped) / len(grouped),
+            "chance_accuracy": 100.0 * sum(sum(correct) / len(correct) for _, correct in grouped) / len(grouped)}
 
 
 def f1a(targets: Sequence[Mapping[str, Any]], scores: Sequence[float], positive_candidate: int = 1,

@@ -41,7 +41,7 @@ class RoutingConfig:
   capacity_factor: float = 1.0  # gather dispatch: C = ceil(capacity_factor * (1 - skip_ratio) * length)
   temperature: float = 1.0  # Gumbel-softmax temperature
   threshold: float = 0.5  # 'threshold' policy: execute when p(execute) > threshold
-  aux_loss_weight: float = 0.01  # weight of sum_l (density_l - target_density)^2
+  aux_loss_weight: float = 0.1  # weight of sum_l (density_l - target_density)^2 (0.01 let AdamW drift 0.1 off)
   z_loss_weight: float = 1e-3  # weight of the router z-loss mean(logsumexp(logits)^2)
   drop_skipped_keys: bool = False  # attention: skipped tokens are also removed from the keys (MoD-style)
   # 'gumbel': also hold the deterministic (argmax) decisions used at evaluation to the budget. Sampled decisions can

@@ -36,6 +36,23 @@ def test_embedded_corpus_is_deterministic_and_split_disjoint():
     assert all(embedded_corpus.split_of(i) == "validation" for i in held_out)
 
 
+def test_unwrap_prose_joins_wrapped_paragraphs_and_keeps_structured_ones():
+    wrapped = ("The for statement is used to iterate over the elements of a\n"
+               "sequence (such as a string, tuple or list) or other iterable\n"
+               "object.")
+    code = "   for i in range(10):\n       print(i)"
+    fields = "msg: The unformatted error message\ndoc: The JSON document being parsed"
+    bullets = ("- a first item of a bulleted list that is long enough to wrap\n"
+               "- a second item of the same bulleted list, also quite long")
+    text = "\n\n".join([wrapped, code, fields, bullets])
+    out = embedded_corpus.unwrap_prose(text).split("\n\n")
+    assert out[0] == " ".join(wrapped.split("\n"))
+    assert out[1:] == [code, fields, bullets]
+    topic = next(d for d in embedded_corpus.load_documents() if d.doc_id == "topic/for")
+    assert "elements of a sequence (such as a string" in topic.text  # unwrapped in the corpus itself
+    assert "   for i in range(10):\n" in topic.text  # code keeps its lines
+
+
 def test_shipped_vocabulary_and_gin_choice():
     spm = vocab_lib.vocabulary()
     assert isinstance(spm, seqio.SentencePieceVocabulary)

@@ -22,14 +22,18 @@ def test_rank_classification_with_and_without_length_normalization():
     # Example 1: log-liks -1.0 (2 tokens) and -3.0 (2 tokens) -> both pick 0 (correct).
     targets = _rows([({1}, [1, 4]), ({0}, [2, 2])])
     scores = [-2.0, -4.0, -1.0, -3.0]
-    assert rank_classification.accuracy(targets, scores, length_normalize=False) == {"accuracy": 50.0}
-    assert rank_classification.accuracy(targets, scores, length_normalize=True) == {"accuracy": 100.0}
+    # chance: 1 correct of 2 candidates in both examples -> 50%
+    assert rank_classification.accuracy(targets, scores, length_normalize=False) == {"accuracy": 50.0,
+                                                                                     "chance_accuracy": 50.0}
+    assert rank_classification.accuracy(targets, scores, length_normalize=True) == {"accuracy": 100.0,
+                                                                                    "chance_accuracy": 50.0}
 
 
 def test_rank_classification_order_independent_and_multi_correct():
     targets = _rows([({0, 2}, [1, 1, 1]), ({1}, [1, 1, 1])])
     scores = [-3.0, -1.0, -2.0, -5.0, -0.5, -0.1]  # ex0 picks 1 (wrong), ex1 picks 2 (wrong)
     assert rank_classification.accuracy(targets, scores)["accuracy"] == 0.0
+    assert rank_classification.accuracy(targets, scores)["chance_accuracy"] == pytest.approx(50.0)  # (2/3+1/3)/2
     scores = [-3.0, -4.0, -2.0, -5.0, -0.5, -0.9]  # ex0 picks 2 (one of two correct), ex1 picks 1
     shuffled = list(zip(targets, scores))[::-1]
     assert rank_classification.accuracy([t for t, _ in shuffled], [s for _, s in shuffled])["accuracy"] == 100.0
@@ -74,6 +78,17 @@ def test_drop_f1_number_handling():
     result = metrics.drop_metrics([["12 yards", "twelve yards"]], ["12"])  # vs '12 yards': P=1, R=1/2
     assert result["f1"] == pytest.approx(100 * 2 / 3)
     assert result["exact_match"] == 0.0
+
+
+def test_lambada_metric_exact_match_and_random_context_word_chance():
+    # Passage 1: 4 context words, 2 of them ("Value", "value.") normalize to the answer -> chance 2/4.
+    # Passage 2: 5 context words, none is the answer -> chance 0. Mean chance 25%; predictions: 1 of 2 right.
+    targets = [{"answers": ["value"], "context": "Value of the value."},
+               {"answers": ["list"], "context": "sort it in a moment"}]
+    assert metrics.lambada_metric(targets, ["value", "tuple"]) == {"exact_match": 50.0,
+                                                                   "chance_exact_match": 25.0}
+    with pytest.raises(ValueError, match="2 targets but 1 predictions"):
+        metrics.lambada_metric(targets, ["value"])
 
 
 def test_exact_match_metric_and_errors():

