@@ -53,8 +53,14 @@ class CorruptCheckpointError(RuntimeError):
   """No checkpoint in the directory could be restored."""
 
 
+def absolute(path: str) -> str:
+  """Local paths made absolute (orbax refuses relative ones); URLs such as gs://... are kept as given."""
+  path = os.fspath(path)
+  return path if "://" in path else os.path.abspath(path)
+
+
 def checkpoint_dir(model_dir: str) -> str:
-  return os.path.join(model_dir, "checkpoints")
+  return os.path.join(absolute(model_dir), "checkpoints")
 
 
 def _partial_dirs(directory: str) -> list:
@@ -181,7 +187,7 @@ def latest_step(model_dir: str) -> Optional[int]:
 
 def _resolve_step_dir(path: str, step: Optional[int]) -> str:
   """A step folder (containing params/) from a model dir, a checkpoints/ folder or a step folder."""
-  path = os.fspath(path)
+  path = absolute(path)
   if os.path.isdir(os.path.join(path, "params")):
     return path
   for base in (path, checkpoint_dir(path)):

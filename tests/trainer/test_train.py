@@ -101,6 +101,25 @@ def test_tiny_skip_model_trains_on_4x2_mesh(trained_run):
   assert checkpoints.Checkpointer(model_dir).all_steps() == [4, 8, 12]
 
 
+def test_relative_model_dir_saves_and_restores(trained_run, tmp_path, monkeypatch):
+  """`--model_dir=runs/demo` (relative, as `make run` passes it): orbax itself only takes absolute paths."""
+  model_dir, _ = trained_run
+  _, _, _, abstract = _abstract_state(model_dir, (4, 1, 2))
+  state, meta = checkpoints.Checkpointer(model_dir).restore_latest(abstract)
+  monkeypatch.chdir(tmp_path)
+  ckpt = checkpoints.Checkpointer(os.path.join("runs", "demo"))
+  try:
+    assert ckpt.save(state, data_position=meta["data_position"], batch_size=meta["batch_size"], force=True)
+    ckpt.wait()
+  finally:
+    ckpt.close()
+  assert os.path.isdir(tmp_path / "runs" / "demo" / "checkpoints" / str(STEPS))
+  params, step = checkpoints.restore_params(os.path.join("runs", "demo"), abstract.params)
+  assert step == STEPS
+  for a, b in zip(jax.tree.leaves(jax.device_get(params)), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_params_are_sharded_by_the_logical_rules(trained_run):
   model_dir, _ = trained_run
   _, mesh, _, abstract = _abstract_state(model_dir, (4, 1, 2))
