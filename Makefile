@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN_DIR ?= runs/demo
+# The demo runs on CPU (no accelerator probing, no libtpu warnings); `make run DEMO_PLATFORMS=` lets JAX choose.
+DEMO_PLATFORMS ?= cpu
 PYTEST_ARGS ?=
 
 .PHONY: run test venv bench clean
@@ -19,8 +21,8 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 run: venv
-	$(PY) -m skip_t5x.train --gin_file=gin/runs/demo.gin --model_dir=$(RUN_DIR)
-	$(PY) -m skip_t5x.eval --gin_file=gin/runs/demo_eval.gin --model_dir=$(RUN_DIR)
+	JAX_PLATFORMS=$(DEMO_PLATFORMS) $(PY) -m skip_t5x.train --gin_file=gin/runs/demo.gin --model_dir=$(RUN_DIR)
+	JAX_PLATFORMS=$(DEMO_PLATFORMS) $(PY) -m skip_t5x.eval --gin_file=gin/runs/demo_eval.gin --model_dir=$(RUN_DIR)
 	$(PY) -m skip_t5x.plot_metrics --model_dir=$(RUN_DIR) --target_density=0.5
 
 test: venv

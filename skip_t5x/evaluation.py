@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import gin
@@ -27,6 +28,7 @@ from skip_t5x import eval_summary
 from skip_t5x import partitioning
 from skip_t5x import trainer as trainer_lib
 
+PROGRESS_EVERY_BATCHES = 5  # the runner prints how far each task's scoring or generation has got
 MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
                   "decoder_causal_attention")
 
@@ -76,23 +78,27 @@ class ModelRunner:
         local = {k: v[start:start + per_process] for k, v in batch.items()}
         return partitioning.make_global_batch(local, self.mesh, self.rules)
 
-    def _run(self, fn: Callable, dataset: tf.data.Dataset) -> List[Tuple[int, Any]]:
+    def _run(self, fn: Callable, dataset: tf.data.Dataset, what: str) -> List[Tuple[int, Any]]:
         outputs = []
+        start = time.time()
         with trainer_lib.mesh_context(self.mesh, self.rules):
-            for indices, batch in batches_of(dataset, self.batch_size):
+            for count, (indices, batch) in enumerate(batches_of(dataset, self.batch_size), start=1):
                 result = np.asarray(jax.device_get(fn(self.params, self._global(batch))))
                 outputs.extend(zip(indices, result[:len(indices)]))
+                if jax.process_index() == 0 and count % PROGRESS_EVERY_BATCHES == 0:
+                    print(f"  {what}: {len(outputs)} examples, {len(outputs) / (time.time() - start):.1f}/s",
+                          flush=True)
         return outputs
 
     def score_fn(self, dataset: tf.data.Dataset, model_feature_shapes=None) -> List[Tuple[int, float]]:
         """seqio score_fn: (index, log-likelihood of the targets) per example."""
         del model_feature_shapes
-        return [(i, float(s)) for i, s in self._run(self._score, dataset)]
+        return [(i, float(s)) for i, s in self._run(self._score, dataset, "scored")]
 
     def predict_fn(self, dataset: tf.data.Dataset, model_feature_shapes=None) -> List[Tuple[int, np.ndarray]]:
         """seqio predict_fn: (index, generated token ids [max_decode_length]) per example."""
         del model_feature_shapes
-        return [(i, np.asarray(t, np.int32)) for i, t in self._run(self._predict, dataset)]
+        return [(i, np.asarray(t, np.int32)) for i, t in self._run(self._predict, dataset, "generated")]
 
     def measure_density(self, dataset: tf.data.Dataset, max_batches: int) -> None:
         """Accumulates the routers' execute density (deterministic routing) over up to `max_batches` batches."""
