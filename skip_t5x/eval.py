@@ -40,18 +40,13 @@ def gin_files_for(model_dir: str, gin_files, use_train_config: bool) -> list:
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+    model_dir = train_lib.require_model_dir(argv)
     fl = flags.FLAGS
-    if not fl.model_dir:
-        raise SystemExit("error: --model_dir is required")
     from skip_t5x import evaluation  # pylint: disable=import-outside-toplevel  (registers `evaluate`)
 
     train_lib.quiet_logs_unless_verbose()
     try:
-        train_lib.import_registrations()
-        gin_utils.parse_gin(gin_files_for(fl.model_dir, fl.gin_file, fl.use_train_config), fl.gin_bindings,
-                            fl.gin_search_paths, extra_bindings={"MODEL_DIR": fl.model_dir})
+        train_lib.parse_trained_run_gin(gin_files_for(model_dir, fl.gin_file, fl.use_train_config))
         partitioning.initialize_distributed(train_lib.distributed_from_flags())
         summary = evaluation.evaluate()
     except (gin_utils.GinConfigError, ValueError, FileNotFoundError) as e:

@@ -32,19 +32,14 @@ def gin_files_for(model_dir: str, gin_files: Sequence[str], use_train_config: bo
 
 
 def main(argv) -> None:
-  if len(argv) > 1:
-    raise SystemExit(f"error: unexpected arguments {argv[1:]}")
-  fl = flags.FLAGS
-  if not fl.model_dir:
-    raise SystemExit("error: --model_dir is required")
   from skip_t5x import inference  # pylint: disable=g-import-not-at-top
   from skip_t5x import train as train_lib  # pylint: disable=g-import-not-at-top
 
+  model_dir = train_lib.require_model_dir(argv)
+  fl = flags.FLAGS
   train_lib.quiet_logs_unless_verbose()
   try:
-    train_lib.import_registrations()
-    gin_utils.parse_gin(gin_files_for(fl.model_dir, fl.gin_file, fl.use_train_config), fl.gin_bindings,
-                        fl.gin_search_paths, extra_bindings={"MODEL_DIR": fl.model_dir})
+    train_lib.parse_trained_run_gin(gin_files_for(model_dir, fl.gin_file, fl.use_train_config))
     results = inference.infer(prompts=tuple(fl.prompt))
   except (gin_utils.GinConfigError, ValueError, FileNotFoundError) as e:
     raise SystemExit(f"error: {e}") from e

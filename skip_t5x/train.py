@@ -10,6 +10,7 @@ skip_t5x.training.train (gin: ``train.*``); see docs/training.md.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 from absl import flags
 from absl import logging
@@ -51,12 +52,25 @@ def distributed_from_flags() -> partitioning.DistributedConfig:
   )
 
 
-def main(argv) -> None:
+def require_model_dir(argv) -> str:
+  """The --model_dir of an entry point; no positional arguments allowed."""
   if len(argv) > 1:
     raise SystemExit(f"error: unexpected arguments {argv[1:]}")
-  model_dir = flags.FLAGS.model_dir
-  if not model_dir:
+  if not flags.FLAGS.model_dir:
     raise SystemExit("error: --model_dir is required")
+  return flags.FLAGS.model_dir
+
+
+def parse_trained_run_gin(gin_files: Sequence[str]) -> None:
+  """eval / infer: registers configurables, then parses `gin_files` (the training run's config.gin first, from
+  gin_utils.train_config_first), --gin_bindings and --gin_search_paths, with MODEL_DIR set."""
+  fl = flags.FLAGS
+  import_registrations()
+  gin_utils.parse_gin(gin_files, fl.gin_bindings, fl.gin_search_paths, extra_bindings={"MODEL_DIR": fl.model_dir})
+
+
+def main(argv) -> None:
+  model_dir = require_model_dir(argv)
   quiet_logs_unless_verbose()
   from skip_t5x import training  # pylint: disable=g-import-not-at-top
 

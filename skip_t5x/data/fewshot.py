@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from skip_t5x.data.embedded_corpus import stable_hash
-from skip_t5x.data.prompt_items import Formatter, PromptItem
+from skip_t5x.data.prompt_items import Formatter, PromptItem, text
 
 SEPARATOR = "\n\n"
 
@@ -134,10 +134,6 @@ def tokenize_with_pretokenized(dataset: tf.data.Dataset,
     return seqio.preprocessors.tokenize(dataset, output_features, copy_pretokenized=True)
 
 
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def generation_postprocessor(answer_fn: Callable[[str], str], with_context: bool = False):
     """Targets -> the gold answers (from 'answers_json'), or with `with_context` {'answers', 'context': the evaluated
     prompt after the exemplar}; predictions -> answer_fn(decoded text)."""
@@ -146,10 +142,10 @@ def generation_postprocessor(answer_fn: Callable[[str], str], with_context: bool
         if is_target:
             if example is None or "answers_json" not in example:
                 raise ValueError("generation targets need the example's 'answers_json'")
-            answers = json.loads(_text(example["answers_json"]))
+            answers = json.loads(text(example["answers_json"]))
             if not with_context:
                 return answers
-            return {"answers": answers, "context": _text(example["inputs_pretokenized"]).rsplit(SEPARATOR, 1)[-1]}
+            return {"answers": answers, "context": text(example["inputs_pretokenized"]).rsplit(SEPARATOR, 1)[-1]}
         return answer_fn(output)
 
     postprocess.__name__ = f"generation_postprocessor_{answer_fn.__name__}"
