@@ -14,44 +14,44 @@ import time
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1, help="number of all-reduces")
-    parser.add_argument("--sleep_s", type=float, default=0.0, help="pause between all-reduces")
-    parser.add_argument("--tpu", action="store_true", help="autodetect the cluster (Cloud TPU VM pods)")
-    args = parser.parse_args(argv)
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=1, help="number of all-reduces")
+  parser.add_argument("--sleep_s", type=float, default=0.0, help="pause between all-reduces")
+  parser.add_argument("--tpu", action="store_true", help="autodetect the cluster (Cloud TPU VM pods)")
+  args = parser.parse_args(argv)
 
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-    from skip_t5x import partitioning
+  from skip_t5x import partitioning
 
-    if args.tpu:
-        jax.distributed.initialize()
-    else:
-        partitioning.initialize_distributed(partitioning.DistributedConfig(initialization_timeout=120))
-    devices = jax.devices()
-    num_devices = len(devices)
-    mesh = Mesh(np.array(devices), ("devices",))
-    sharding = NamedSharding(mesh, P("devices"))
-    # Each process provides the values of its own devices: [local_devices]
-    local_values = np.array([devices.index(d) + 1 for d in jax.local_devices()], np.float32)
-    values = jax.make_array_from_process_local_data(sharding, local_values, (num_devices,))  # [devices]
-    total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))
-    expected = num_devices * (num_devices + 1) / 2
-    print(f"probe: process {jax.process_index()}/{jax.process_count()} with "
-          f"{jax.local_device_count()} local of {num_devices} devices", flush=True)
-    for step in range(1, args.steps + 1):
-        got = float(total(values))
-        if got != expected:
-            print(f"probe: step {step}: all-reduce gave {got}, expected {expected}", file=sys.stderr, flush=True)
-            return 1
-        print(f"probe: step {step} ok (sum {got:g})", flush=True)
-        if args.sleep_s:
-            time.sleep(args.sleep_s)
-    return 0
+  if args.tpu:
+    jax.distributed.initialize()
+  else:
+    partitioning.initialize_distributed(partitioning.DistributedConfig(initialization_timeout=120))
+  devices = jax.devices()
+  num_devices = len(devices)
+  mesh = Mesh(np.array(devices), ("devices",))
+  sharding = NamedSharding(mesh, P("devices"))
+  # Each process provides the values of its own devices: [local_devices]
+  local_values = np.array([devices.index(d) + 1 for d in jax.local_devices()], np.float32)
+  values = jax.make_array_from_process_local_data(sharding, local_values, (num_devices,))  # [devices]
+  total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))
+  expected = num_devices * (num_devices + 1) / 2
+  print(f"probe: process {jax.process_index()}/{jax.process_count()} with "
+        f"{jax.local_device_count()} local of {num_devices} devices", flush=True)
+  for step in range(1, args.steps + 1):
+    got = float(total(values))
+    if got != expected:
+      print(f"probe: step {step}: all-reduce gave {got}, expected {expected}", file=sys.stderr, flush=True)
+      return 1
+    print(f"probe: step {step} ok (sum {got:g})", flush=True)
+    if args.sleep_s:
+      time.sleep(args.sleep_s)
+  return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+  sys.exit(main())

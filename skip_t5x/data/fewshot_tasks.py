@@ -29,26 +29,26 @@ MIXTURES = ("fewshot_1shot_paper24", "fewshot_1shot_all29", "fewshot_1shot_nlg",
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
-    """How one suite task is built and scored; `primary_metric` is the number the summary table reports."""
+  """How one suite task is built and scored; `primary_metric` is the number the summary table reports."""
 
-    name: str
-    kind: str  # 'NLG' (greedy generation) or 'NLU' (rank classification)
-    tfds_name: str = ""
-    eval_split: str = ""
-    shot_split: str = ""
-    in_paper24: bool = False
-    formatter: Optional[Formatter] = None
-    length_normalize: bool = True  # NLU only
-    metric_fn: Optional[Callable] = None
-    answer_fn: Callable[[str], str] = prompts_nlg.first_line  # NLG only
-    targets_with_context: bool = False  # NLG only: metric targets carry the passage too (LAMBADA's chance)
-    primary_metric: str = "accuracy"
-    manual_download: bool = False
-    registered_name: str = ""  # the seqio task name when it is not TASK_PREFIX + name
+  name: str
+  kind: str  # 'NLG' (greedy generation) or 'NLU' (rank classification)
+  tfds_name: str = ""
+  eval_split: str = ""
+  shot_split: str = ""
+  in_paper24: bool = False
+  formatter: Optional[Formatter] = None
+  length_normalize: bool = True  # NLU only
+  metric_fn: Optional[Callable] = None
+  answer_fn: Callable[[str], str] = prompts_nlg.first_line  # NLG only
+  targets_with_context: bool = False  # NLG only: metric targets carry the passage too (LAMBADA's chance)
+  primary_metric: str = "accuracy"
+  manual_download: bool = False
+  registered_name: str = ""  # the seqio task name when it is not TASK_PREFIX + name
 
-    @property
-    def task_name(self) -> str:
-        return self.registered_name or TASK_PREFIX + self.name
+  @property
+  def task_name(self) -> str:
+    return self.registered_name or TASK_PREFIX + self.name
 
 
 _ACC = functools.partial(rank_classification.accuracy, length_normalize=True)
@@ -104,36 +104,36 @@ TFDS_VERSIONS = {
 
 
 def versioned(tfds_name: str) -> str:
-    """'super_glue/boolq' -> 'super_glue/boolq:1.0.2' (names that already carry a version are kept)."""
-    if ":" in tfds_name:
-        return tfds_name
-    family = tfds_name.split("/")[0]
-    if family not in TFDS_VERSIONS:
-        raise ValueError(f"no pinned TFDS version for {tfds_name!r}; add it to fewshot_tasks.TFDS_VERSIONS")
-    return f"{tfds_name}:{TFDS_VERSIONS[family]}"
+  """'super_glue/boolq' -> 'super_glue/boolq:1.0.2' (names that already carry a version are kept)."""
+  if ":" in tfds_name:
+    return tfds_name
+  family = tfds_name.split("/")[0]
+  if family not in TFDS_VERSIONS:
+    raise ValueError(f"no pinned TFDS version for {tfds_name!r}; add it to fewshot_tasks.TFDS_VERSIONS")
+  return f"{tfds_name}:{TFDS_VERSIONS[family]}"
 
 
 def _shot_split(raw: str) -> str:
-    """'test (excluding the evaluated example)' -> 'test'."""
-    return raw.split("(")[0].strip()
+  """'test (excluding the evaluated example)' -> 'test'."""
+  return raw.split("(")[0].strip()
 
 
 def load_suite(path: str = SUITE_TSV) -> List[TaskSpec]:
-    """The table's rows merged with the code-side decisions; every row must have both."""
-    with open(path, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    names = [r["task"] for r in rows]
-    if sorted(names) != sorted(_CODE_SPECS):
-        raise ValueError(f"{path}: tasks {sorted(set(names) ^ set(_CODE_SPECS))} are in only one of the table "
-                         "and fewshot_tasks._CODE_SPECS")
-    specs = []
-    for row in rows:
-        if row["kind"] not in ("NLG", "NLU"):
-            raise ValueError(f"{path}: task {row['task']!r} has kind {row['kind']!r}, expected NLG or NLU")
-        specs.append(TaskSpec(name=row["task"], kind=row["kind"], tfds_name=versioned(row["tfds"]),
-                              eval_split=row["eval_split"], shot_split=_shot_split(row["shot_split"]),
-                              in_paper24=row["in_paper24"].strip().lower() == "yes", **_CODE_SPECS[row["task"]]))
-    return specs
+  """The table's rows merged with the code-side decisions; every row must have both."""
+  with open(path, encoding="utf-8") as f:
+    rows = list(csv.DictReader(f, delimiter="\t"))
+  names = [r["task"] for r in rows]
+  if sorted(names) != sorted(_CODE_SPECS):
+    raise ValueError(f"{path}: tasks {sorted(set(names) ^ set(_CODE_SPECS))} are in only one of the table "
+                     "and fewshot_tasks._CODE_SPECS")
+  specs = []
+  for row in rows:
+    if row["kind"] not in ("NLG", "NLU"):
+      raise ValueError(f"{path}: task {row['task']!r} has kind {row['kind']!r}, expected NLG or NLU")
+    specs.append(TaskSpec(name=row["task"], kind=row["kind"], tfds_name=versioned(row["tfds"]),
+                          eval_split=row["eval_split"], shot_split=_shot_split(row["shot_split"]),
+                          in_paper24=row["in_paper24"].strip().lower() == "yes", **_CODE_SPECS[row["task"]]))
+  return specs
 
 
 SUITE: Dict[str, TaskSpec] = {spec.name: spec for spec in load_suite()}
@@ -142,57 +142,57 @@ SPECS_BY_TASK_NAME: Dict[str, TaskSpec] = {}
 
 
 def preprocessors_for(spec: TaskSpec, one_shot) -> list:
-    """The preprocessor chain of a 1-shot task: build prompts, (expand candidates,) tokenize, trim prompts."""
-    if spec.kind == "NLG":
-        return [one_shot, fewshot.tokenize_with_pretokenized, fewshot.truncate_inputs_left]
-    return [one_shot, rank_classification.expand_candidates, fewshot.tokenize_with_pretokenized,
-            rank_classification.add_target_token_count, fewshot.truncate_inputs_left]
+  """The preprocessor chain of a 1-shot task: build prompts, (expand candidates,) tokenize, trim prompts."""
+  if spec.kind == "NLG":
+    return [one_shot, fewshot.tokenize_with_pretokenized, fewshot.truncate_inputs_left]
+  return [one_shot, rank_classification.expand_candidates, fewshot.tokenize_with_pretokenized,
+          rank_classification.add_target_token_count, fewshot.truncate_inputs_left]
 
 
 def register_one_shot_task(spec: TaskSpec, source: seqio.DataSource, shot_dataset_fn,
                            max_items=None) -> seqio.Task:
-    """Registers `spec.task_name` over `source` (whose 'validation' split is evaluated)."""
-    one_shot = fewshot.make_one_shot_preprocessor(spec.task_name, spec.formatter, shot_dataset_fn, max_items)
-    if spec.kind == "NLG":
-        postprocess_fn = fewshot.generation_postprocessor(spec.answer_fn, spec.targets_with_context)
-    else:
-        postprocess_fn = rank_classification.postprocess
-    if spec.task_name in seqio.TaskRegistry.names():
-        seqio.TaskRegistry.remove(spec.task_name)
-    SPECS_BY_TASK_NAME[spec.task_name] = spec
-    return seqio.TaskRegistry.add(
-        spec.task_name,
-        source=source,
-        preprocessors=preprocessors_for(spec, one_shot),
-        output_features=vocab_lib.output_features(with_inputs=True),
-        postprocess_fn=postprocess_fn,
-        metric_fns=[spec.metric_fn],
-        shuffle_buffer_size=None,
-    )
+  """Registers `spec.task_name` over `source` (whose 'validation' split is evaluated)."""
+  one_shot = fewshot.make_one_shot_preprocessor(spec.task_name, spec.formatter, shot_dataset_fn, max_items)
+  if spec.kind == "NLG":
+    postprocess_fn = fewshot.generation_postprocessor(spec.answer_fn, spec.targets_with_context)
+  else:
+    postprocess_fn = rank_classification.postprocess
+  if spec.task_name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(spec.task_name)
+  SPECS_BY_TASK_NAME[spec.task_name] = spec
+  return seqio.TaskRegistry.add(
+      spec.task_name,
+      source=source,
+      preprocessors=preprocessors_for(spec, one_shot),
+      output_features=vocab_lib.output_features(with_inputs=True),
+      postprocess_fn=postprocess_fn,
+      metric_fns=[spec.metric_fn],
+      shuffle_buffer_size=None,
+  )
 
 
 def register_tfds_task(spec: TaskSpec) -> seqio.Task:
-    source = sources.PreparedTfdsSource(
-        spec.tfds_name, splits={EVAL_SPLIT: spec.eval_split, SHOT_SPLIT: spec.shot_split},
-        manual_download=spec.manual_download)
-    return register_one_shot_task(
-        spec, source, shot_dataset_fn=lambda: source.get_dataset(split=SHOT_SPLIT, shuffle=False))
+  source = sources.PreparedTfdsSource(
+      spec.tfds_name, splits={EVAL_SPLIT: spec.eval_split, SHOT_SPLIT: spec.shot_split},
+      manual_download=spec.manual_download)
+  return register_one_shot_task(
+      spec, source, shot_dataset_fn=lambda: source.get_dataset(split=SHOT_SPLIT, shuffle=False))
 
 
 def register_mixture(name: str, tasks: List[str]) -> None:
-    if name in seqio.MixtureRegistry.names():
-        seqio.MixtureRegistry.remove(name)
-    seqio.MixtureRegistry.add(name, tasks, default_rate=1.0)
+  if name in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.remove(name)
+  seqio.MixtureRegistry.add(name, tasks, default_rate=1.0)
 
 
 def register_all() -> None:
-    for spec in SUITE.values():
-        register_tfds_task(spec)
-    specs = list(SUITE.values())
-    register_mixture("fewshot_1shot_paper24", [s.task_name for s in specs if s.in_paper24])
-    register_mixture("fewshot_1shot_all29", [s.task_name for s in specs])
-    register_mixture("fewshot_1shot_nlg", [s.task_name for s in specs if s.kind == "NLG"])
-    register_mixture("fewshot_1shot_nlu", [s.task_name for s in specs if s.kind == "NLU"])
+  for spec in SUITE.values():
+    register_tfds_task(spec)
+  specs = list(SUITE.values())
+  register_mixture("fewshot_1shot_paper24", [s.task_name for s in specs if s.in_paper24])
+  register_mixture("fewshot_1shot_all29", [s.task_name for s in specs])
+  register_mixture("fewshot_1shot_nlg", [s.task_name for s in specs if s.kind == "NLG"])
+  register_mixture("fewshot_1shot_nlu", [s.task_name for s in specs if s.kind == "NLU"])
 
 
 register_all()

@@ -17,79 +17,79 @@ Formatter = Callable[[Iterable[Example]], Iterator["PromptItem"]]
 
 @dataclasses.dataclass(frozen=True)
 class PromptItem:
-    """One evaluated question.
+  """One evaluated question.
 
-    Rank classification: candidate c is scored as log p(continuations[c] | prompts[c]); `correct` lists the right
-    candidates. Generation: a single prompt; `answers` are the gold answers, continuations[0] the first one.
-    `key` identifies the content (an exemplar is never an item with the evaluated item's key).
-    """
+  Rank classification: candidate c is scored as log p(continuations[c] | prompts[c]); `correct` lists the right
+  candidates. Generation: a single prompt; `answers` are the gold answers, continuations[0] the first one.
+  `key` identifies the content (an exemplar is never an item with the evaluated item's key).
+  """
 
-    key: str
-    prompts: Tuple[str, ...]
-    continuations: Tuple[str, ...]
-    correct: Tuple[int, ...]
-    answers: Tuple[str, ...] = ()
+  key: str
+  prompts: Tuple[str, ...]
+  continuations: Tuple[str, ...]
+  correct: Tuple[int, ...]
+  answers: Tuple[str, ...] = ()
 
-    def __post_init__(self):
-        if len(self.prompts) != len(self.continuations) or not self.prompts:
-            raise ValueError(f"item {self.key[:60]!r}: {len(self.prompts)} prompts for "
-                             f"{len(self.continuations)} continuations")
-        if not self.correct or any(not 0 <= c < len(self.prompts) for c in self.correct):
-            raise ValueError(f"item {self.key[:60]!r}: correct={self.correct} out of range")
+  def __post_init__(self):
+    if len(self.prompts) != len(self.continuations) or not self.prompts:
+      raise ValueError(f"item {self.key[:60]!r}: {len(self.prompts)} prompts for "
+                       f"{len(self.continuations)} continuations")
+    if not self.correct or any(not 0 <= c < len(self.prompts) for c in self.correct):
+      raise ValueError(f"item {self.key[:60]!r}: correct={self.correct} out of range")
 
-    @property
-    def is_generation(self) -> bool:
-        return bool(self.answers)
+  @property
+  def is_generation(self) -> bool:
+    return bool(self.answers)
 
-    def demonstration(self) -> str:
-        """The solved item, as it appears when used as the exemplar."""
-        c = self.correct[0]
-        return self.prompts[c] + self.continuations[c]
+  def demonstration(self) -> str:
+    """The solved item, as it appears when used as the exemplar."""
+    c = self.correct[0]
+    return self.prompts[c] + self.continuations[c]
 
 
 def text(value: Any) -> str:
-    """A TFDS text value as str (bytes decoded as UTF-8, undecodable bytes replaced)."""
-    if callable(getattr(value, "numpy", None)):  # rows of ragged features arrive as eager tensors
-        value = value.numpy()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        return text(value.item())
-    return str(value)
+  """A TFDS text value as str (bytes decoded as UTF-8, undecodable bytes replaced)."""
+  if callable(getattr(value, "numpy", None)):  # rows of ragged features arrive as eager tensors
+    value = value.numpy()
+  if isinstance(value, bytes):
+    return value.decode("utf-8", errors="replace")
+  if hasattr(value, "item") and getattr(value, "shape", None) == ():
+    return text(value.item())
+  return str(value)
 
 
 def texts(values: Any) -> List[str]:
-    if callable(getattr(values, "numpy", None)):
-        values = values.numpy()
-    return [text(v) for v in list(values)]
+  if callable(getattr(values, "numpy", None)):
+    values = values.numpy()
+  return [text(v) for v in list(values)]
 
 
 def rank_item(key: str, prompt: str, candidates: Sequence[str], label: Any) -> Optional[PromptItem]:
-    """A shared-prompt rank item; None when the label is not a valid candidate index."""
-    label = int(label)
-    if not candidates or not 0 <= label < len(candidates):
-        return None
-    return PromptItem(key=key, prompts=(prompt,) * len(candidates), continuations=tuple(candidates),
-                      correct=(label,))
+  """A shared-prompt rank item; None when the label is not a valid candidate index."""
+  label = int(label)
+  if not candidates or not 0 <= label < len(candidates):
+    return None
+  return PromptItem(key=key, prompts=(prompt,) * len(candidates), continuations=tuple(candidates),
+                    correct=(label,))
 
 
 def generation_item(key: str, prompt: str, answers: Sequence[str]) -> Optional[PromptItem]:
-    """A generation item answered by " " + answers[0]; None without a non-empty answer."""
-    answers = tuple(a.strip() for a in answers if a and a.strip())
-    if not answers:
-        return None
-    return PromptItem(key=key, prompts=(prompt,), continuations=(" " + answers[0],), correct=(0,),
-                      answers=answers)
+  """A generation item answered by " " + answers[0]; None without a non-empty answer."""
+  answers = tuple(a.strip() for a in answers if a and a.strip())
+  if not answers:
+    return None
+  return PromptItem(key=key, prompts=(prompt,), continuations=(" " + answers[0],), correct=(0,),
+                    answers=answers)
 
 
 def per_example(fn: Callable[[Example], Optional[PromptItem]]) -> Formatter:
-    """Lifts a one-example-to-at-most-one-item function into a Formatter."""
+  """Lifts a one-example-to-at-most-one-item function into a Formatter."""
 
-    @functools.wraps(fn)
-    def formatter(examples: Iterable[Example]) -> Iterator[PromptItem]:
-        for example in examples:
-            item = fn(example)
-            if item is not None:
-                yield item
+  @functools.wraps(fn)
+  def formatter(examples: Iterable[Example]) -> Iterator[PromptItem]:
+    for example in examples:
+      item = fn(example)
+      if item is not None:
+        yield item
 
-    return formatter
+  return formatter

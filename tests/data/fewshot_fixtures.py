@@ -10,18 +10,18 @@ from skip_t5x.data import fewshot_tasks
 
 
 def _wsc273(text, pronoun, option1, option2, label):
-    start = text.index(" " + pronoun + " ") + 1
-    return {"text": text, "pronoun_text": pronoun, "pronoun_start": start, "pronoun_end": start + len(pronoun),
-            "option1": option1, "option2": option2, "label": label}
+  start = text.index(" " + pronoun + " ") + 1
+  return {"text": text, "pronoun_text": pronoun, "pronoun_start": start, "pronoun_end": start + len(pronoun),
+          "option1": option1, "option2": option2, "label": label}
 
 
 def _arc(question, choices, answer):
-    return {"question": question, "choices": {"text": choices, "label": list(range(len(choices)))},
-            "answerKey": answer}
+  return {"question": question, "choices": {"text": choices, "label": list(range(len(choices)))},
+          "answerKey": answer}
 
 
 def _race(article, question, options, answer):
-    return {"article": article, "questions": [question], "options": [options], "answers": [answer]}
+  return {"article": article, "questions": [question], "options": [options], "answers": [answer]}
 
 
 _ANLI = {"eval": [{"context": "The sky is blue.", "hypothesis": "The sky has a color.", "label": 0}],
@@ -151,34 +151,34 @@ FIXTURES = {
 
 
 def complete(example, spec):
-    """Fills fields missing from `example` with empty values of the spec's dtype and shape."""
-    if isinstance(spec, dict):
-        example = example or {}
-        return {k: complete(example.get(k), s) for k, s in spec.items()}
-    if isinstance(spec, tf.RaggedTensorSpec):
-        return tf.ragged.constant(example or [], dtype=spec.dtype, ragged_rank=spec.ragged_rank)
-    if example is not None:
-        return np.asarray(example, dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
-    if spec.shape.rank and spec.shape[0] is None:
-        return np.zeros([0] * spec.shape.rank, dtype=object if spec.dtype == tf.string else
-                        spec.dtype.as_numpy_dtype)
-    return b"" if spec.dtype == tf.string else spec.dtype.as_numpy_dtype(0)
+  """Fills fields missing from `example` with empty values of the spec's dtype and shape."""
+  if isinstance(spec, dict):
+    example = example or {}
+    return {k: complete(example.get(k), s) for k, s in spec.items()}
+  if isinstance(spec, tf.RaggedTensorSpec):
+    return tf.ragged.constant(example or [], dtype=spec.dtype, ragged_rank=spec.ragged_rank)
+  if example is not None:
+    return np.asarray(example, dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
+  if spec.shape.rank and spec.shape[0] is None:
+    return np.zeros([0] * spec.shape.rank, dtype=object if spec.dtype == tf.string else
+                    spec.dtype.as_numpy_dtype)
+  return b"" if spec.dtype == tf.string else spec.dtype.as_numpy_dtype(0)
 
 
 def _fixture_for(builder, split: str):
-    full = builder.name + ("/" + builder.builder_config.name if builder.builder_config else "")
-    for spec in fewshot_tasks.SUITE.values():
-        if spec.tfds_name.split(":")[0] == full:
-            fixture = FIXTURES[spec.name]
-            if split == spec.eval_split:
-                return fixture["eval"]
-            if split == spec.shot_split:
-                return fixture["shot"] if fixture["shot"] is not None else fixture["eval"]
-    raise KeyError(f"no fixture for {full} split {split}")
+  full = builder.name + ("/" + builder.builder_config.name if builder.builder_config else "")
+  for spec in fewshot_tasks.SUITE.values():
+    if spec.tfds_name.split(":")[0] == full:
+      fixture = FIXTURES[spec.name]
+      if split == spec.eval_split:
+        return fixture["eval"]
+      if split == spec.shot_split:
+        return fixture["shot"] if fixture["shot"] is not None else fixture["eval"]
+  raise KeyError(f"no fixture for {full} split {split}")
 
 
 def as_dataset(self, split, **unused_kwargs):
-    """tfds.testing.mock_data(as_dataset_fn=...): the fixture examples of the builder's split."""
-    spec = self.info.features.get_tensor_spec()
-    examples = [complete(e, spec) for e in _fixture_for(self, str(split))]
-    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=spec)
+  """tfds.testing.mock_data(as_dataset_fn=...): the fixture examples of the builder's split."""
+  spec = self.info.features.get_tensor_spec()
+  examples = [complete(e, spec) for e in _fixture_for(self, str(split))]
+  return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=spec)

@@ -7,94 +7,94 @@ from skip_t5x.data import metrics, rank_classification
 
 
 def _rows(groups):
-    """Rank-classification bookkeeping rows from [(correct_index_set, [num_target_tokens per candidate])]."""
-    rows = []
-    for idx, (correct, lengths) in enumerate(groups):
-        for c, n in enumerate(lengths):
-            rows.append({"idx": idx, "candidate": c, "is_correct": c in correct, "num_candidates": len(lengths),
-                         "num_target_tokens": n})
-    return rows
+  """Rank-classification bookkeeping rows from [(correct_index_set, [num_target_tokens per candidate])]."""
+  rows = []
+  for idx, (correct, lengths) in enumerate(groups):
+    for c, n in enumerate(lengths):
+      rows.append({"idx": idx, "candidate": c, "is_correct": c in correct, "num_candidates": len(lengths),
+                   "num_target_tokens": n})
+  return rows
 
 
 def test_rank_classification_with_and_without_length_normalization():
-    # Example 0: candidate 0 has 1 token (log-lik -2.0), candidate 1 has 4 tokens (log-lik -4.0).
-    #   raw: -2.0 > -4.0 -> picks 0; normalized: -2.0 < -1.0 -> picks 1 (the correct one).
-    # Example 1: log-liks -1.0 (2 tokens) and -3.0 (2 tokens) -> both pick 0 (correct).
-    targets = _rows([({1}, [1, 4]), ({0}, [2, 2])])
-    scores = [-2.0, -4.0, -1.0, -3.0]
-    # chance: 1 correct of 2 candidates in both examples -> 50%
-    assert rank_classification.accuracy(targets, scores, length_normalize=False) == {"accuracy": 50.0,
-                                                                                     "chance_accuracy": 50.0}
-    assert rank_classification.accuracy(targets, scores, length_normalize=True) == {"accuracy": 100.0,
-                                                                                    "chance_accuracy": 50.0}
+  # Example 0: candidate 0 has 1 token (log-lik -2.0), candidate 1 has 4 tokens (log-lik -4.0).
+  #   raw: -2.0 > -4.0 -> picks 0; normalized: -2.0 < -1.0 -> picks 1 (the correct one).
+  # Example 1: log-liks -1.0 (2 tokens) and -3.0 (2 tokens) -> both pick 0 (correct).
+  targets = _rows([({1}, [1, 4]), ({0}, [2, 2])])
+  scores = [-2.0, -4.0, -1.0, -3.0]
+  # chance: 1 correct of 2 candidates in both examples -> 50%
+  assert rank_classification.accuracy(targets, scores, length_normalize=False) == {"accuracy": 50.0,
+                                                                                   "chance_accuracy": 50.0}
+  assert rank_classification.accuracy(targets, scores, length_normalize=True) == {"accuracy": 100.0,
+                                                                                  "chance_accuracy": 50.0}
 
 
 def test_rank_classification_order_independent_and_multi_correct():
-    targets = _rows([({0, 2}, [1, 1, 1]), ({1}, [1, 1, 1])])
-    scores = [-3.0, -1.0, -2.0, -5.0, -0.5, -0.1]  # ex0 picks 1 (wrong), ex1 picks 2 (wrong)
-    assert rank_classification.accuracy(targets, scores)["accuracy"] == 0.0
-    assert rank_classification.accuracy(targets, scores)["chance_accuracy"] == pytest.approx(50.0)  # (2/3+1/3)/2
-    scores = [-3.0, -4.0, -2.0, -5.0, -0.5, -0.9]  # ex0 picks 2 (one of two correct), ex1 picks 1
-    shuffled = list(zip(targets, scores))[::-1]
-    assert rank_classification.accuracy([t for t, _ in shuffled], [s for _, s in shuffled])["accuracy"] == 100.0
+  targets = _rows([({0, 2}, [1, 1, 1]), ({1}, [1, 1, 1])])
+  scores = [-3.0, -1.0, -2.0, -5.0, -0.5, -0.1]  # ex0 picks 1 (wrong), ex1 picks 2 (wrong)
+  assert rank_classification.accuracy(targets, scores)["accuracy"] == 0.0
+  assert rank_classification.accuracy(targets, scores)["chance_accuracy"] == pytest.approx(50.0)  # (2/3+1/3)/2
+  scores = [-3.0, -4.0, -2.0, -5.0, -0.5, -0.9]  # ex0 picks 2 (one of two correct), ex1 picks 1
+  shuffled = list(zip(targets, scores))[::-1]
+  assert rank_classification.accuracy([t for t, _ in shuffled], [s for _, s in shuffled])["accuracy"] == 100.0
 
 
 def test_rank_classification_missing_candidate_is_an_error():
-    targets = _rows([({0}, [1, 1, 1])])[:2]  # candidate 2 lost
-    with pytest.raises(ValueError, match="expected 0..2"):
-        rank_classification.accuracy(targets, [-1.0, -2.0])
+  targets = _rows([({0}, [1, 1, 1])])[:2]  # candidate 2 lost
+  with pytest.raises(ValueError, match="expected 0..2"):
+    rank_classification.accuracy(targets, [-1.0, -2.0])
 
 
 def test_f1a_hand_computed():
-    # Four answer options, candidates (no, yes); label: yes, yes, no, no.
-    targets = _rows([({1}, [1, 1]), ({1}, [1, 1]), ({0}, [1, 1]), ({0}, [1, 1])])
-    # predictions: yes, no, yes, no -> TP=1, FN=1, FP=1 -> F1 = 2*1/(2*1+1+1) = 0.5; accuracy 2/4.
-    scores = [-2.0, -1.0, -1.0, -2.0, -3.0, -1.0, -1.0, -3.0]
-    result = rank_classification.f1a(targets, scores)
-    assert result["f1a"] == pytest.approx(50.0)
-    assert result["accuracy"] == pytest.approx(50.0)
+  # Four answer options, candidates (no, yes); label: yes, yes, no, no.
+  targets = _rows([({1}, [1, 1]), ({1}, [1, 1]), ({0}, [1, 1]), ({0}, [1, 1])])
+  # predictions: yes, no, yes, no -> TP=1, FN=1, FP=1 -> F1 = 2*1/(2*1+1+1) = 0.5; accuracy 2/4.
+  scores = [-2.0, -1.0, -1.0, -2.0, -3.0, -1.0, -1.0, -3.0]
+  result = rank_classification.f1a(targets, scores)
+  assert result["f1a"] == pytest.approx(50.0)
+  assert result["accuracy"] == pytest.approx(50.0)
 
 
 def test_squad_normalization_exact_match_and_f1():
-    assert metrics.normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
-    assert metrics.normalize_answer("An apple, a day") == "apple day"
-    assert metrics.exact_match("the Cat.", "cat") == 1.0
-    # pred tokens [cat, sat], gold tokens [cat, sat, down]: P=1, R=2/3, F1=0.8
-    assert metrics.token_f1("the cat sat", "a cat sat down") == pytest.approx(0.8)
-    result = metrics.squad_metrics([["Paris", "paris france"], ["blue"]], ["paris", "red"])
-    assert result == {"exact_match": 50.0, "f1": 50.0}
-    result = metrics.squad_metrics([["paris france"]], ["paris"])  # P=1, R=1/2 -> F1 = 2/3
-    assert result["f1"] == pytest.approx(100 * 2 / 3)
-    assert result["exact_match"] == 0.0
+  assert metrics.normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+  assert metrics.normalize_answer("An apple, a day") == "apple day"
+  assert metrics.exact_match("the Cat.", "cat") == 1.0
+  # pred tokens [cat, sat], gold tokens [cat, sat, down]: P=1, R=2/3, F1=0.8
+  assert metrics.token_f1("the cat sat", "a cat sat down") == pytest.approx(0.8)
+  result = metrics.squad_metrics([["Paris", "paris france"], ["blue"]], ["paris", "red"])
+  assert result == {"exact_match": 50.0, "f1": 50.0}
+  result = metrics.squad_metrics([["paris france"]], ["paris"])  # P=1, R=1/2 -> F1 = 2/3
+  assert result["f1"] == pytest.approx(100 * 2 / 3)
+  assert result["exact_match"] == 0.0
 
 
 def test_drop_f1_number_handling():
-    assert metrics.drop_tokens("The 1,000 men and 2.0 dogs.") == ["1000", "men", "and", "2", "dogs"]
-    assert metrics.drop_f1("2.0", "2") == 1.0
-    assert metrics.drop_f1("1,000 yards", "1000 yards") == 1.0
-    assert metrics.drop_f1("3 dogs", "2 dogs") == 0.0  # numbers differ: zero despite the shared word
-    # no numbers in gold: plain bag-of-tokens F1 ([two, dogs] vs [2, dogs]: P=R=1/2)
-    assert metrics.drop_f1("2 dogs", "two dogs") == pytest.approx(0.5)
-    result = metrics.drop_metrics([["12 yards", "twelve yards"]], ["12"])  # vs '12 yards': P=1, R=1/2
-    assert result["f1"] == pytest.approx(100 * 2 / 3)
-    assert result["exact_match"] == 0.0
+  assert metrics.drop_tokens("The 1,000 men and 2.0 dogs.") == ["1000", "men", "and", "2", "dogs"]
+  assert metrics.drop_f1("2.0", "2") == 1.0
+  assert metrics.drop_f1("1,000 yards", "1000 yards") == 1.0
+  assert metrics.drop_f1("3 dogs", "2 dogs") == 0.0  # numbers differ: zero despite the shared word
+  # no numbers in gold: plain bag-of-tokens F1 ([two, dogs] vs [2, dogs]: P=R=1/2)
+  assert metrics.drop_f1("2 dogs", "two dogs") == pytest.approx(0.5)
+  result = metrics.drop_metrics([["12 yards", "twelve yards"]], ["12"])  # vs '12 yards': P=1, R=1/2
+  assert result["f1"] == pytest.approx(100 * 2 / 3)
+  assert result["exact_match"] == 0.0
 
 
 def test_lambada_metric_exact_match_and_random_context_word_chance():
-    # Passage 1: 4 context words, 2 of them ("Value", "value.") normalize to the answer -> chance 2/4.
-    # Passage 2: 5 context words, none is the answer -> chance 0. Mean chance 25%; predictions: 1 of 2 right.
-    targets = [{"answers": ["value"], "context": "Value of the value."},
-               {"answers": ["list"], "context": "sort it in a moment"}]
-    assert metrics.lambada_metric(targets, ["value", "tuple"]) == {"exact_match": 50.0,
-                                                                   "chance_exact_match": 25.0}
-    with pytest.raises(ValueError, match="2 targets but 1 predictions"):
-        metrics.lambada_metric(targets, ["value"])
+  # Passage 1: 4 context words, 2 of them ("Value", "value.") normalize to the answer -> chance 2/4.
+  # Passage 2: 5 context words, none is the answer -> chance 0. Mean chance 25%; predictions: 1 of 2 right.
+  targets = [{"answers": ["value"], "context": "Value of the value."},
+             {"answers": ["list"], "context": "sort it in a moment"}]
+  assert metrics.lambada_metric(targets, ["value", "tuple"]) == {"exact_match": 50.0,
+                                                                 "chance_exact_match": 25.0}
+  with pytest.raises(ValueError, match="2 targets but 1 predictions"):
+    metrics.lambada_metric(targets, ["value"])
 
 
 def test_exact_match_metric_and_errors():
-    assert metrics.exact_match_metric([["Bob", "Robert"], ["x"]], ["robert", "y"]) == {"exact_match": 50.0}
-    with pytest.raises(ValueError, match="2 targets but 1 predictions"):
-        metrics.exact_match_metric([["a"], ["b"]], ["a"])
-    with pytest.raises(ValueError, match="no gold answer"):
-        metrics.exact_match_metric([[]], ["a"])
-    assert math.isclose(metrics.token_f1("", ""), 1.0)
+  assert metrics.exact_match_metric([["Bob", "Robert"], ["x"]], ["robert", "y"]) == {"exact_match": 50.0}
+  with pytest.raises(ValueError, match="2 targets but 1 predictions"):
+    metrics.exact_match_metric([["a"], ["b"]], ["a"])
+  with pytest.raises(ValueError, match="no gold answer"):
+    metrics.exact_match_metric([[]], ["a"])
+  assert math.isclose(metrics.token_f1("", ""), 1.0)
