@@ -26,12 +26,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from skip_t5x.decoder import DecoderConfig  # noqa: E402
+from skip_t5x.model.decoder import DecoderConfig  # noqa: E402
 from skip_t5x.layers.mlp import GatedMlp  # noqa: E402
 from skip_t5x.layers.norms import RMSNorm  # noqa: E402
 from skip_t5x.layers.routing import RoutingConfig  # noqa: E402
 from skip_t5x.layers.skip import SkipLayer  # noqa: E402
-from skip_t5x.models import DecoderOnlyModel  # noqa: E402
+from skip_t5x.model.decoder_only import DecoderOnlyModel  # noqa: E402
 
 SKIP_RATIOS = (0.25, 0.5, 0.75)
 DISPATCHES = ("masked", "gather")

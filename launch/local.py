@@ -2,7 +2,7 @@
 
 Each process gets, in its environment:
   SKIP_T5X_COORDINATOR=127.0.0.1:<free port>, SKIP_T5X_NUM_PROCESSES=N, SKIP_T5X_PROCESS_ID=i
-      (read by skip_t5x.partitioning.initialize_distributed, which the entry points and launch.probe call)
+      (read by skip_t5x.parallel.initialize_distributed, which the entry points and launch.probe call)
   JAX_PLATFORMS=cpu, JAX_NUM_CPU_DEVICES=K and XLA_FLAGS with --xla_force_host_platform_device_count=K
 and writes stdout and stderr to LOG_DIR/process_<i>.log.
 

@@ -25,12 +25,12 @@ def main(argv=None) -> int:
   import numpy as np
   from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-  from skip_t5x import partitioning
+  from skip_t5x import parallel
 
   if args.tpu:
     jax.distributed.initialize()
   else:
-    partitioning.initialize_distributed(partitioning.DistributedConfig(initialization_timeout=120))
+    parallel.initialize_distributed(parallel.DistributedConfig(initialization_timeout=120))
   devices = jax.devices()
   num_devices = len(devices)
   mesh = Mesh(np.array(devices), ("devices",))

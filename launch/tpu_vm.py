@@ -6,7 +6,7 @@ For each TPU (one per work unit by default) the plan is:
   copy     ship the source tarball to every worker (--worker=all)
   install  unpack it and `pip install -e .[tpu]` on every worker
   run      the same train command on every worker of every slice at once, with SKIP_T5X_NUM_PROCESSES set to
-           the number of TPU VM hosts; skip_t5x.partitioning.initialize_distributed then calls
+           the number of TPU VM hosts; skip_t5x.parallel.initialize_distributed then calls
            jax.distributed.initialize, which finds the coordinator and its process id on Cloud TPU by itself
   delete   only with delete_when_done (otherwise printed for reference)
 

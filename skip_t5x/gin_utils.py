@@ -152,7 +152,7 @@ def parse_gin(gin_files: Sequence[str],
 
   ``extra_bindings`` maps macro or binding names to Python values (e.g. {'MODEL_DIR': '/tmp/x'}); they are applied
   before ``gin_bindings`` so the command line still wins. Import the modules that register the configurables
-  (e.g. skip_t5x.models) before calling this.
+  (cli.import_registrations) before calling this.
   """
   if not gin_files:
     raise GinConfigError("no --gin_file given")

@@ -8,24 +8,19 @@ density and the target; tokens/s. Needs matplotlib (`pip install -e '.[plot]'`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Dict, List
 
+from skip_t5x.training import metrics_logging
 
-def read_metrics(path: str) -> List[Dict[str, float]]:
-  """One dict per logged step; raises a clear error for a missing or malformed file."""
+
+def read_metrics(model_dir: str) -> List[Dict[str, float]]:
+  """One dict per logged step; raises a clear error for a missing, empty or malformed file."""
+  path = metrics_logging.metrics_path(model_dir)
   if not os.path.exists(path):
     raise FileNotFoundError(f"no metrics at {path}: has the run logged a step yet?")
-  rows = []
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      if line.strip():
-        try:
-          rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-          raise ValueError(f"{path}:{number}: not a JSON object ({e})") from e
+  rows = metrics_logging.read_metrics(model_dir, strict=True)
   if not rows:
     raise ValueError(f"{path} holds no logged steps")
   return rows
@@ -71,7 +66,7 @@ def main(argv=None) -> int:
   parser.add_argument("--target_density", type=float, default=None, help="draw the budget line (1 - SKIP_RATIO)")
   args = parser.parse_args(argv)
   try:
-    rows = read_metrics(os.path.join(args.model_dir, "metrics", "train.jsonl"))
+    rows = read_metrics(args.model_dir)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

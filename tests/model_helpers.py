@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from skip_t5x.decoder import DecoderConfig
+from skip_t5x.model.decoder import DecoderConfig
 from skip_t5x.layers.routing import RoutingConfig
-from skip_t5x.models import DecoderOnlyModel
+from skip_t5x.model.decoder_only import DecoderOnlyModel
 
 VOCAB = 97
 

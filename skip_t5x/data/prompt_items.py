@@ -2,8 +2,8 @@
 
 Formatters turn raw TFDS examples (numpy dicts, as tfds.as_numpy yields them) into PromptItems. A formatter is a
 function `Iterable[example] -> Iterator[PromptItem]`, so one example may give several items (RACE, CoQA, MultiRC)
-and an item may depend on earlier rows (QuAC's dialogue history). Malformed examples (label out of range, empty
-candidate list, missing blank) give no item; the caller counts and reports them.
+and an item may depend on other rows (a QuAC dialogue's earlier turns). Malformed examples (label out of range,
+empty candidate list, missing blank) give no item; the caller counts and reports them.
 """
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ class PromptItem:
 
   Rank classification: candidate c is scored as log p(continuations[c] | prompts[c]); `correct` lists the right
   candidates. Generation: a single prompt; `answers` are the gold answers, continuations[0] the first one.
-  `key` identifies the content (an exemplar is never an item with the evaluated item's key).
+  `key` identifies the example (an exemplar is never an item with the evaluated item's key).
+  Dialogue items (QuAC, CoQA) list their earlier turns in `history`, oldest first: the text segments that appear
+  back to back in prompts[0] from character `history_at` on, so a prompt over budget can drop its oldest turns.
+  `credit` optionally gives each candidate a partial score in [0, 1] (ReCoRD: the candidate's F1 against the golds).
   """
 
   key: str
@@ -29,6 +32,9 @@ class PromptItem:
   continuations: Tuple[str, ...]
   correct: Tuple[int, ...]
   answers: Tuple[str, ...] = ()
+  history: Tuple[str, ...] = ()
+  history_at: int = 0
+  credit: Tuple[float, ...] = ()
 
   def __post_init__(self):
     if len(self.prompts) != len(self.continuations) or not self.prompts:
@@ -36,15 +42,30 @@ class PromptItem:
                        f"{len(self.continuations)} continuations")
     if not self.correct or any(not 0 <= c < len(self.prompts) for c in self.correct):
       raise ValueError(f"item {self.key[:60]!r}: correct={self.correct} out of range")
+    joined = "".join(self.history)
+    if self.history and self.prompts[0][self.history_at:self.history_at + len(joined)] != joined:
+      raise ValueError(f"item {self.key[:60]!r}: history is not in prompts[0] at {self.history_at}")
+    if self.credit and len(self.credit) != len(self.prompts):
+      raise ValueError(f"item {self.key[:60]!r}: {len(self.credit)} credits for {len(self.prompts)} candidates")
 
   @property
   def is_generation(self) -> bool:
     return bool(self.answers)
 
-  def demonstration(self) -> str:
-    """The solved item, as it appears when used as the exemplar."""
+  def prompt_keeping(self, turns: int) -> str:
+    """prompts[0] with only the last `turns` history turns (the oldest ones dropped)."""
+    turns = max(0, min(turns, len(self.history)))
+    if turns == len(self.history):
+      return self.prompts[0]
+    start, end = self.history_at, self.history_at + len("".join(self.history))
+    kept = "".join(self.history[len(self.history) - turns:])
+    return self.prompts[0][:start] + kept + self.prompts[0][end:]
+
+  def demonstration(self, history_turns: Optional[int] = None) -> str:
+    """The solved item, as it appears when used as the exemplar (with its last `history_turns` turns)."""
     c = self.correct[0]
-    return self.prompts[c] + self.continuations[c]
+    prompt = self.prompts[c] if history_turns is None else self.prompt_keeping(history_turns)
+    return prompt + self.continuations[c]
 
 
 def text(value: Any) -> str:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, List, Optional, Sequence
 
+from skip_t5x.data import metrics, prompt_text
 from skip_t5x.data.prompt_items import (Example, PromptItem, per_example, rank_item, text, texts)
 
-_YES_NO = (" no", " yes")
+_YES_NO = (" no", " yes")  # super_glue ClassLabel ('False', 'True'): label 1 = True = " yes"
 _LETTERS = "ABCDE"
 
 
@@ -18,19 +19,34 @@ def _question_answer(question: str) -> str:
 
 
 def _spaced(candidates: Sequence[str]) -> List[str]:
-  return [" " + c.strip() for c in candidates]
+  """Candidates continue the prompt after a space, unless they start with punctuation (", the man ...")."""
+  out = []
+  for c in candidates:
+    c = c.strip()
+    out.append(c if c[:1] in (",", ".", ";", ":", "!", "?") else " " + c)
+  return out
+
+
+def _nli_prompt(premise: str, hypothesis: str, choices: str) -> str:
+  """GPT-3's NLI format: the hypothesis is a sentence of its own ('... peeled down. True, False, or Neither?')."""
+  return f"{premise.strip()}\nQuestion: {prompt_text.with_final_period(hypothesis)} {choices}\nAnswer:"
 
 
 @per_example
 def hellaswag(ex: Example):
-  prompt = f"{text(ex['activity_label']).strip()}: {text(ex['context']).strip()}"
-  return rank_item(prompt, prompt, _spaced(texts(ex["endings"])), ex["label"])
+  """TFDS 'context' is ctx_a + ' ' + ctx_b with ctx_b lower-cased: sentence starts are capitalized again, and the
+  WikiHow [title]/[step] tags removed (the common HellaSwag preprocessing), in the context and the endings."""
+  context = prompt_text.capitalize_sentences(prompt_text.hellaswag_clean(text(ex["context"])))
+  prompt = f"{prompt_text.hellaswag_clean(text(ex['activity_label']))}: {context}"
+  endings = [prompt_text.hellaswag_clean(e) for e in texts(ex["endings"])]
+  return rank_item(prompt, prompt, _spaced(endings), ex["label"])
 
 
 @per_example
 def story_cloze(ex: Example):
+  """TFDS story_cloze 'label' is AnswerRightEnding: 1 or 2 (1-based)."""
   prompt = " ".join(text(ex["context"]).split())
-  return rank_item(prompt, prompt, _spaced(texts(ex["endings"])), ex["label"])
+  return rank_item(prompt, prompt, _spaced(texts(ex["endings"])), int(ex["label"]) - 1)
 
 
 def _partial_scoring_item(key: str, sentence: str, start: int, end: int, options: Sequence[str],
@@ -46,13 +62,19 @@ def _partial_scoring_item(key: str, sentence: str, start: int, end: int, options
 
 @per_example
 def winograd(ex: Example):
+  """WSC273: both options read as they would in the pronoun's place (case of a leading 'The'/'A'/'His'...
+  follows the pronoun's, possessive pronouns make possessive options); label 0 = option1."""
   sentence = text(ex["text"])
-  return _partial_scoring_item(sentence, sentence, int(ex["pronoun_start"]), int(ex["pronoun_end"]),
-                               [text(ex["option1"]), text(ex["option2"])], int(ex["label"]))
+  start, end = int(ex["pronoun_start"]), int(ex["pronoun_end"])
+  pronoun = sentence[start:end]
+  next_word = sentence[end:].split(" ", 2)[1] if sentence[end:].startswith(" ") else ""
+  options = [prompt_text.option_in_place_of(text(ex[k]), pronoun, next_word) for k in ("option1", "option2")]
+  return _partial_scoring_item(sentence, sentence, start, end, options, int(ex["label"]))
 
 
 @per_example
 def winogrande(ex: Example):
+  """ClassLabel names ('1', '2'): label 0 = option1."""
   sentence = text(ex["sentence"])
   blank = sentence.find("_")
   if blank < 0:
@@ -69,6 +91,8 @@ def piqa(ex: Example):
 
 @per_example
 def arc(ex: Example):
+  """ClassLabel A-E for both choices.label and answerKey (the builder maps the '1'-'5' keys of some questions to
+  A-E): the gold candidate is the choice whose label equals answerKey."""
   prompt = _question_answer(text(ex["question"]))
   labels = [int(x) for x in ex["choices"]["label"]]
   answer = int(ex["answerKey"])
@@ -80,6 +104,7 @@ def arc(ex: Example):
 
 @per_example
 def openbookqa(ex: Example):
+  """answerKey: ClassLabel A-D = choice_A..choice_D."""
   question = ex["question"]
   prompt = text(question["stem"]).strip()
   choices = [text(question[f"choice_{letter}"]) for letter in "ABCD"]
@@ -108,31 +133,26 @@ def boolq(ex: Example):
 
 @per_example
 def cb(ex: Example):
-  prompt = (f"{text(ex['premise']).strip()}\nQuestion: {text(ex['hypothesis']).strip()} True, False or Neither?"
-            "\nAnswer:")
+  prompt = _nli_prompt(text(ex["premise"]), text(ex["hypothesis"]), "True, False, or Neither?")
   # ClassLabel order: entailment, contradiction, neutral
   return rank_item(prompt, prompt, (" True", " False", " Neither"), ex["label"])
 
 
 @per_example
 def copa(ex: Example):
+  """label 0 = choice1. The premise loses its final period; the alternative continues the sentence."""
   premise = text(ex["premise"]).strip()
   if premise.endswith("."):
     premise = premise[:-1]
   connector = " because" if text(ex["question"]).strip() == "cause" else " therefore"
-
-  def lower_first(choice: str) -> str:
-    choice = choice.strip()
-    return " " + choice[:1].lower() + choice[1:]
-
   prompt = premise + connector
-  return rank_item(prompt, prompt, [lower_first(text(ex["choice1"])), lower_first(text(ex["choice2"]))],
-                   ex["label"])
+  choices = [" " + prompt_text.lower_first(text(ex[k])) for k in ("choice1", "choice2")]
+  return rank_item(prompt, prompt, choices, ex["label"])
 
 
 @per_example
 def rte(ex: Example):
-  prompt = f"{text(ex['premise']).strip()}\nQuestion: {text(ex['hypothesis']).strip()} True or False?\nAnswer:"
+  prompt = _nli_prompt(text(ex["premise"]), text(ex["hypothesis"]), "True or False?")
   return rank_item(prompt, prompt, (" True", " False"), ex["label"])  # ClassLabel: entailment, not_entailment
 
 
@@ -146,8 +166,13 @@ def wic(ex: Example):
 
 @per_example
 def wsc(ex: Example):
-  prompt = (f"Passage: {text(ex['text']).strip()}\nQuestion: In the passage above, does the pronoun "
-            f"\"{text(ex['span2_text']).strip()}\" refer to {text(ex['span1_text']).strip()}?\nAnswer:")
+  """The pronoun is marked at its word index span2_index (*he*), as in GPT-3's WSC prompt."""
+  pronoun, noun = text(ex["span2_text"]).strip(), text(ex["span1_text"]).strip()
+  passage = prompt_text.mark_word(text(ex["text"]), int(ex["span2_index"]), pronoun)
+  if passage is None or not noun:
+    return None
+  prompt = (f"Passage: {passage}\nQuestion: In the passage above, does the pronoun \"*{pronoun}*\" refer to "
+            f"\"*{noun}*\"?\nAnswer:")
   return rank_item(prompt, prompt, _YES_NO, ex["label"])
 
 
@@ -163,7 +188,9 @@ def multirc(ex: Example):
 
 @per_example
 def record(ex: Example):
-  """Each entity replaces @placeholder; the entity and the rest of the query are scored (not normalized)."""
+  """Each entity replaces @placeholder; the entity and the rest of the query are scored (not normalized).
+  As in the official ReCoRD scorer, an entity is correct when it matches a gold answer after SQuAD normalization,
+  and its `credit` is its best token F1 over the gold answers."""
   parts = text(ex["passage"]).split("@highlight")
   passage = parts[0].strip() + "".join("\n- " + h.strip() for h in parts[1:] if h.strip())
   query = text(ex["query"])
@@ -174,18 +201,20 @@ def record(ex: Example):
   for entity in texts(ex["entities"]):
     if entity.strip() and entity not in entities:
       entities.append(entity)
-  answers = set(texts(ex["answers"]))
-  correct = tuple(i for i, e in enumerate(entities) if e in answers)
+  answers = texts(ex["answers"])
+  if not entities or not answers:
+    return None
+  correct = tuple(i for i, e in enumerate(entities) if max(metrics.exact_match(e, a) for a in answers))
   if not correct:
     return None
   prompt = f"{passage}\n- {prefix}"
   return PromptItem(key=prompt + "\x1f" + query, prompts=(prompt,) * len(entities),
-                    continuations=tuple(e + suffix for e in entities), correct=correct)
+                    continuations=tuple(e + suffix for e in entities), correct=correct,
+                    credit=tuple(max(metrics.token_f1(e, a) for a in answers) for e in entities))
 
 
 @per_example
 def anli(ex: Example):
-  prompt = (f"{text(ex['context']).strip()}\nQuestion: {text(ex['hypothesis']).strip()} True, False or Neither?"
-            "\nAnswer:")
-  # ClassLabel order: entailment, neutral, contradiction
+  prompt = _nli_prompt(text(ex["context"]), text(ex["hypothesis"]), "True, False, or Neither?")
+  # ClassLabel names ('e', 'n', 'c'): entailment, neutral, contradiction
   return rank_item(prompt, prompt, (" True", " Neither", " False"), ex["label"])

@@ -7,8 +7,8 @@ The sublayer is a function ``fn(x_sub, rows, keep) -> delta`` (see dispatch.py; 
 execute mask, which attention needs to drop skipped keys). Returned metrics:
 realized density (straight-through: forward value = fraction executed, gradient = that of the mean execute
 probability), the same for the deterministic argmax decisions, mean execute probability, router z-loss and the
-fraction of tokens dropped by capacity. The decisions
-themselves are sown into the 'routing_decisions' collection (collected only when a caller makes it mutable).
+fraction of tokens dropped by capacity, and the decisions themselves (``execute`` [batch, length] bool, capacity
+applied): the model returns them with the stats, so callers never parse variable paths.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class SkipLayer(nn.Module):
             decision.argmax_execute.astype(jnp.float32)
             + (decision.execute_prob - jax.lax.stop_gradient(decision.execute_prob)), token_mask),
     }
-    self.sow("routing_decisions", "execute", keep)
+    stats["execute"] = keep  # [batch, length] bool: the decisions, not a scalar
     return y, stats
 
   def _decode_capacity(self, execute: jax.Array, length: int, decoding_step: bool) -> jax.Array:

@@ -95,7 +95,7 @@ def test_compiles_for_v5e_2x2_and_reports_memory_flops_and_shardings(aot_run):
     for d in a["shape"]:
       size *= d
     assert a["bytes_per_chip"] == size * itemsize, a
-  # Three FLOP counts of one step: the program's matmuls (counted from the traced jaxpr), skip_t5x.flops'
+  # Three FLOP counts of one step: the program's matmuls (counted from the traced jaxpr), model/flops.py's
   # analytic formula, and XLA's count of the compiled program (all chips; it adds elementwise and optimizer
   # work). The tiny config is not scanned, so XLA sees every layer.
   program, analytic, xla = (report["program_flops_per_step"], report["analytic_flops_per_step"],

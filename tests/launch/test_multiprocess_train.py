@@ -14,13 +14,13 @@ import jax
 import numpy as np
 
 from launch import Experiment, Local, run_work_unit
-from skip_t5x import aot
-from skip_t5x import checkpoints
+from skip_t5x.training import checkpoints
 from skip_t5x import gin_utils
-from skip_t5x import optimizers
-from skip_t5x import partitioning
-from skip_t5x import train as train_lib
-from skip_t5x import trainer
+from skip_t5x.training import optimizers
+from skip_t5x import parallel
+from skip_t5x import cli
+from skip_t5x.training import state as train_state
+from skip_t5x.training import step as train_step
 from skip_t5x import training
 from tests.launch import line_task
 
@@ -35,7 +35,7 @@ def _metrics(model_dir):
 
 
 def _parse(model_dir):
-  train_lib.import_registrations()
+  cli.import_registrations()
   gin.clear_config()
   gin_utils.parse_gin([os.path.join(REPO, GIN_FILE)], [f"MODEL_DIR = '{model_dir}'"], finalize=False)
 
@@ -76,11 +76,11 @@ def test_two_processes_train_like_one_and_the_checkpoint_restores_in_one(tmp_pat
     assert single[-1]["loss"] < single[0]["loss"]  # it trains
 
     # Restore both checkpoints in this single process onto a different mesh (data 8) and compare the params.
-    bindings = aot.train_bindings()
+    bindings = training.TrainSpec()
     tx, _ = optimizers.make_optimizer(bindings.optimizer, bindings.train_steps)
-    mesh_config = partitioning.MeshConfig(data=8, fsdp=1, model=1)
-    mesh = partitioning.create_mesh(mesh_config)
-    abstract, _ = trainer.abstract_train_state(bindings.model, tx, mesh, mesh_config.rules(),
+    mesh_config = parallel.MeshConfig(data=8, fsdp=1, model=1)
+    mesh = parallel.create_mesh(mesh_config)
+    abstract, _ = train_state.abstract_train_state(bindings.model, tx, mesh, mesh_config.rules(),
                                                {"decoder_input_tokens": (8, 32)})
     restored = {}
     for name, model_dir in (("multi", unit.model_dir), ("single", reference_dir)):
