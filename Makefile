@@ -10,11 +10,11 @@ RUN_DIR ?= runs/demo
 DEMO_PLATFORMS ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: run test venv bench clean
+.PHONY: run test test-fast venv bench clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py pytest.ini
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,tpu,plot]'
@@ -27,6 +27,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS) tests
+
+test-fast: venv  # everything but the end-to-end trainings (marked slow)
+	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS) tests
 
 bench: venv
 	$(PY) bench/routing.py --out bench/routing.json

@@ -10,6 +10,8 @@ Packages, lowest first (each may import only those before it; tests/test_layerin
 Commands (python -m skip_t5x.X): train, eval, infer, aot, plot_metrics, thin modules over cli.py and gin_utils.py.
 """
 from skip_t5x import legacy_names as _legacy_names
+from skip_t5x import platforms as _platforms
 
 __version__ = "0.1.0"
 _legacy_names.install()
+_platforms.quiet_absent_tpu()  # before any jax backend starts

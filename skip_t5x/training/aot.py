@@ -1,7 +1,7 @@
 """Ahead-of-time compile of the train step for a TPU topology, on any machine with libtpu installed.
 
-Builds the train program exactly as training does (`program.build_program` on the gin-bound TrainSpec) over the devices of a TPU topology description
-(jax.experimental.topologies), compiles it with abstract inputs only (nothing is materialised), and prints
+Builds the train program exactly as training does (`program.build_program` on the gin-bound TrainSpec) over the
+devices of a TPU topology description (jax.experimental.topologies), compiles it with abstract inputs only (nothing is materialised), and prints
 per-chip memory (arguments, outputs, temporaries, total against the chip's HBM), FLOPs per step and the sharding
 of the largest arrays. Exits 1 with a clear message when the mesh does not fit the topology or the program does
 not fit in HBM. The command is skip_t5x/aot.py; see docs/aot.md.

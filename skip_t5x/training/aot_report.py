@@ -182,7 +182,8 @@ def format_report(report: AotReport) -> str:
     lines += [
         "memory per chip:",
         f"  arguments       {format_gib(report.argument_bytes)}",
-        f"  outputs         {format_gib(report.output_bytes)} ({format_gib(report.alias_bytes)} aliased to donated arguments)",
+        f"  outputs         {format_gib(report.output_bytes)} "
+        f"({format_gib(report.alias_bytes)} aliased to donated arguments)",
         f"  temporaries     {format_gib(report.temp_bytes)}",
         f"  generated code  {format_gib(report.generated_code_bytes)}",
         f"  total           {format_gib(report.total_bytes)} of {format_gib(report.hbm_bytes)}: "

@@ -57,6 +57,7 @@ def _parse_eval(model_dir, extra=()):
                       finalize=False)
 
 
+@pytest.mark.slow
 def test_end_to_end_eval_writes_summary(trained_model_dir):
   _parse_eval(trained_model_dir)
   try:
@@ -92,6 +93,7 @@ def test_end_to_end_eval_writes_summary(trained_model_dir):
   assert summary["tasks"] == written["tasks"]
 
 
+@pytest.mark.slow
 def test_trained_tiny_model_beats_chance_on_the_embedded_continuation_task(trained_model_dir):
   """200 steps of the tiny skip model put the right next sentence first far more often than the 25% chance."""
   _parse_eval(trained_model_dir, ["MIXTURE_OR_TASK_NAME = 'embedded_1shot_continuation'",
@@ -106,6 +108,7 @@ def test_trained_tiny_model_beats_chance_on_the_embedded_continuation_task(train
   assert task["score"] >= 45.0, task
 
 
+@pytest.mark.slow
 def test_runner_scores_match_direct_model_calls(trained_model_dir):
   """The sharded, batched, padded score_fn returns, per index, what model.score_batch gives for that row."""
   _parse_eval(trained_model_dir, ["_capture_model_and_mesh.model = %MODEL",
@@ -127,7 +130,8 @@ def test_runner_scores_match_direct_model_calls(trained_model_dir):
     converted = seqio.PrefixLMFeatureConverter(pack=False)(ds, {"inputs": 96, "targets": 24}).enumerate()
   finally:
     gin.clear_config()
-  params, _ = checkpoints.restore_params(trained_model_dir, parallel.Placement(model, mesh, rules, 120).abstract_params())
+  abstract = parallel.Placement(model, mesh, rules, 120).abstract_params()
+  params, _ = checkpoints.restore_params(trained_model_dir, abstract)
   runner = runner_lib.ModelRunner(model, params, mesh, rules, batch_size=8, max_decode_length=2, eos_id=1)
   scored = runner.score_fn(converted)
   rows = [features for _, features in converted.as_numpy_iterator()]

@@ -12,6 +12,7 @@ import threading
 import gin
 import jax
 import numpy as np
+import pytest
 
 from launch import Experiment, Local, run_work_unit
 from skip_t5x.training import checkpoints
@@ -40,6 +41,7 @@ def _parse(model_dir):
   gin_utils.parse_gin([os.path.join(REPO, GIN_FILE)], [f"MODEL_DIR = '{model_dir}'"], finalize=False)
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_and_the_checkpoint_restores_in_one(tmp_path):
   corpus = line_task.write_corpus(str(tmp_path / "lines.txt"))
   experiment = Experiment(name="mp", gin_files=[GIN_FILE], model_dir=str(tmp_path / "{name}_{wid}"),

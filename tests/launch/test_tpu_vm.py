@@ -12,7 +12,8 @@ from launch.__main__ import main
 EXAMPLE = "launch/experiments/skip_ratio_sweep.py"
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "skip_ratio_sweep_dry_run.txt")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DRY_RUN_ARGS = ["tpu_vm", EXAMPLE, "--project=my-project", "--set", "model_dir=gs://skip-bucket/{name}/{wid}_{overrides}"]
+DRY_RUN_ARGS = ["tpu_vm", EXAMPLE, "--project=my-project", "--set",
+                "model_dir=gs://skip-bucket/{name}/{wid}_{overrides}"]
 
 
 def _dry_run(capsys, monkeypatch):

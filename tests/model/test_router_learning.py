@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from skip_t5x.model.decoder_only import DecoderOnlyModel
 from tests.model_helpers import init_params, tiny_config
@@ -18,6 +19,7 @@ def _batch(step, batch=8, length=16):
           "decoder_loss_weights": jnp.ones((batch, length), jnp.float32)}
 
 
+@pytest.mark.slow
 def test_router_gets_gradients_and_density_reaches_target():
   target_skip = 0.5
   cfg = tiny_config(routed="layer", dispatch="masked", skip_ratio=target_skip, aux_loss_weight=1.0)

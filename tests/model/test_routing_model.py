@@ -9,8 +9,8 @@ from skip_t5x.layers import dispatch
 from skip_t5x.layers.mlp import GatedMlp
 from skip_t5x.layers.norms import RMSNorm
 from skip_t5x.model.decoder_only import DecoderOnlyModel
-from tests.model_helpers import (decisions_of, init_params, logits_of, random_tokens, set_routers, strip_routers, tiny_config,
-                                 with_routing)
+from tests.model_helpers import (decisions_of, init_params, logits_of, random_tokens, set_routers, strip_routers,
+                                 tiny_config, with_routing)
 
 LENGTH = 16
 
@@ -34,7 +34,8 @@ def test_gather_with_binding_capacity_drops_exactly_the_overflow():
   masked, gather = DecoderOnlyModel(cfg), DecoderOnlyModel(with_routing(cfg, dispatch="gather"))
   params = set_routers(init_params(masked), kernel_scale=0.3, execute_bias=1.0)
   batch = {"decoder_input_tokens": random_tokens(4, LENGTH)}
-  wanted = decisions_of(masked, params, batch["decoder_input_tokens"])["layer_00"]  # first layer: same input in both modes
+  # first layer: same input in both modes
+  wanted = decisions_of(masked, params, batch["decoder_input_tokens"])["layer_00"]
   kept = decisions_of(gather, params, batch["decoder_input_tokens"])
   capacity = cfg.routing.capacity(LENGTH)
   assert int(wanted.sum(-1).min()) > capacity  # capacity binds in every row

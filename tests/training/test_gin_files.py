@@ -11,9 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from skip_t5x import gin_utils
-from skip_t5x.training import state as train_state
-from skip_t5x.training import step as train_step
+from skip_t5x import gin_utils, parallel
 from tests.training import helpers
 
 GIN_DIR = gin_utils.PACKAGE_GIN_DIR
@@ -74,7 +72,7 @@ def _score_tiny(config):
 
   def init_and_score(rng, batch):
     variables = model.get_initial_variables(rng, {"decoder_input_tokens": (2, 16)})
-    return model.score_batch(trainer.parallel.strip_boxes(variables["params"]), batch)
+    return model.score_batch(parallel.strip_boxes(variables["params"]), batch)
 
   tokens = np.random.RandomState(0).randint(2, config.vocab_size, size=(2, 16)).astype(np.int32)
   batch = {"decoder_input_tokens": tokens, "decoder_target_tokens": tokens,

@@ -374,6 +374,7 @@ class _LateSigtermGuard:
     signal.signal(signal.SIGTERM, self._previous)
 
 
+@pytest.mark.slow
 def test_resume_is_exact_after_sigkill_and_sigterm(trained_run, tmp_path, tiny_corpus, compilation_cache_dir):
   """SIGKILL a training process mid-run; resume it here and send this process a real SIGTERM (the trainer saves
   and returns, i.e. the command exits 0); resume again to the end. Every step's loss equals the uninterrupted
