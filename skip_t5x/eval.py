@@ -21,13 +21,13 @@ def main(argv) -> None:
   model_dir = cli.require_model_dir(argv)
   cli.require_trained_run(model_dir)
   cli.quiet_logs_unless_verbose()
-  from skip_t5x import evaluation  # pylint: disable=g-import-not-at-top
+  from skip_t5x.evaluation import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   from skip_t5x.evaluation import summary as summary_lib  # pylint: disable=g-import-not-at-top
 
   with cli.command_errors():
     cli.parse_gin_for_trained_run(model_dir, flags.FLAGS.gin_file)
     cli.start_distributed()
-    summary = evaluation.evaluate()
+    summary = evaluate_lib.evaluate()
   output_dir = summary["output_dir"]
   print(summary_lib.markdown(summary), flush=True)
   print(f"Wrote {os.path.join(output_dir, summary_lib.SUMMARY_JSON)} and "

@@ -38,7 +38,8 @@ _SKIPPED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-
 HELD_OUT_PERCENT = 10  # share of documents (by id hash) in the held-out split
 CORPUS_FORMAT_VERSION = 2  # bump when extraction changes, so stale caches are not reused (2: unwrapped prose)
 _MIN_WRAPPED_LINE = 40  # characters: hard-wrapped prose fills its lines close to the wrap width (~72-79)
-_NOT_PROSE_START = re.compile(r"^(\s|[-*+•]\s|[|=+]|-{2,}|\d+[.)]\s|\.\. |>>>)")  # indented, bullet, table, directive, prompt
+# indented, bullet, table, directive, prompt
+_NOT_PROSE_START = re.compile(r"^(\s|[-*+•]\s|[|=+]|-{2,}|\d+[.)]\s|\.\. |>>>)")
 SPLITS = ("train", "validation")
 
 

@@ -163,7 +163,7 @@ EMBEDDED_SPECS = {
                         metric_fn=metrics.lambada_metric, answer_fn=prompts_nlg.first_word,
                         primary_metric="exact_match", targets_with_context=True,
                         registered_name="embedded_1shot_lambada"),
-    "continuation": TaskSpec(name="embedded_continuation", kind="NLU", formatter=prompts_nlu.story_cloze,
+    "continuation": TaskSpec(name="embedded_continuation", kind="NLU", formatter=prompts_nlu.context_endings,
                              metric_fn=functools.partial(fewshot_tasks.rank_classification.accuracy,
                                                          length_normalize=True),
                              primary_metric="accuracy", registered_name="embedded_1shot_continuation"),

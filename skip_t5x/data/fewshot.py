@@ -5,7 +5,8 @@ split's stored order). The exemplar is chosen by a stable hash of (seed, task, i
 depend on the item's position, the host, or the process; if it lands on an item with the evaluated item's key
 (Winograd draws exemplars from its own test split) the next pool item is taken. The model sees
     exemplar prompt + exemplar answer + SEPARATOR + item prompt
-and scores (or generates) the item's continuation.
+and scores (or generates) the item's continuation. A dialogue prompt (QuAC, CoQA) longer than the input budget
+drops history turns, oldest first: the exemplar's, then the item's own; the current question always stays.
 """
 from __future__ import annotations
 
@@ -44,21 +45,62 @@ def choose_exemplar(item: PromptItem, pool: Sequence[PromptItem], seed: int, tas
   raise ValueError(f"{task_name}: every exemplar in the pool is the evaluated item itself")
 
 
-def one_shot_records(items: Sequence[PromptItem], pool: Sequence[PromptItem], seed: int,
-                     task_name: str) -> List[dict]:
-  """Model-ready records: rank items give candidate lists, generation items a single prompt and gold answers."""
+def _most_turns(fits: Callable[[int], bool], turns: int) -> int:
+  """The largest k in [0, turns] with fits(k) (fits is monotone in k), or -1 when not even fits(0)."""
+  if not fits(0):
+    return -1
+  low, high = 0, turns  # fits(low) holds
+  while low < high:
+    mid = (low + high + 1) // 2
+    if fits(mid):
+      low = mid
+    else:
+      high = mid - 1
+  return low
+
+
+def fit_dialogue_history(exemplar: PromptItem, item: PromptItem, budget: Optional[int],
+                         count_tokens: Optional[Callable[[str], int]]) -> str:
+  """exemplar + SEPARATOR + item prompt within `budget` tokens, dropping history turns oldest first: the
+  exemplar's, then the item's. Never the current question: what is still too long is cut from the start by
+  truncate_inputs_left."""
+
+  def joined(exemplar_turns: int, item_turns: int) -> str:
+    return exemplar.demonstration(exemplar_turns) + SEPARATOR + item.prompt_keeping(item_turns)
+
+  full = joined(len(exemplar.history), len(item.history))
+  if not budget or count_tokens is None or not (exemplar.history or item.history) or count_tokens(full) <= budget:
+    return full
+  item_turns = len(item.history)
+  exemplar_turns = _most_turns(lambda k: count_tokens(joined(k, item_turns)) <= budget, len(exemplar.history))
+  if exemplar_turns >= 0:
+    return joined(exemplar_turns, item_turns)
+  item_turns = _most_turns(lambda k: count_tokens(joined(0, k)) <= budget, item_turns)
+  return joined(0, max(item_turns, 0))
+
+
+def one_shot_records(items: Sequence[PromptItem], pool: Sequence[PromptItem], seed: int, task_name: str,
+                     max_input_tokens: Optional[int] = None,
+                     count_tokens: Optional[Callable[[str], int]] = None) -> List[dict]:
+  """Model-ready records: rank items give candidate lists, generation items a single prompt and gold answers.
+  With `max_input_tokens` and `count_tokens`, dialogue prompts are fitted (fit_dialogue_history)."""
   records = []
   for idx, item in enumerate(items):
-    exemplar = choose_exemplar(item, pool, seed, task_name).demonstration() + SEPARATOR
+    exemplar_item = choose_exemplar(item, pool, seed, task_name)
     if item.is_generation:
-      records.append({"idx": idx, "inputs": exemplar + item.prompts[0], "targets": item.continuations[0],
+      inputs = fit_dialogue_history(exemplar_item, item, max_input_tokens, count_tokens)
+      records.append({"idx": idx, "inputs": inputs, "targets": item.continuations[0],
                       "answers_json": json.dumps(list(item.answers))})
-    else:
-      correct = set(item.correct)
-      records.append({"idx": idx,
-                      "candidate_inputs": [exemplar + p for p in item.prompts],
-                      "candidate_targets": list(item.continuations),
-                      "candidate_correct": [int(c in correct) for c in range(len(item.prompts))]})
+      continue
+    exemplar = exemplar_item.demonstration() + SEPARATOR
+    correct = set(item.correct)
+    record = {"idx": idx,
+              "candidate_inputs": [exemplar + p for p in item.prompts],
+              "candidate_targets": list(item.continuations),
+              "candidate_correct": [int(c in correct) for c in range(len(item.prompts))]}
+    if item.credit:
+      record["candidate_credit"] = [float(c) for c in item.credit]
+    records.append(record)
   return records
 
 
@@ -69,7 +111,8 @@ def records_to_dataset(records: Sequence[Mapping], task_name: str) -> tf.data.Da
   tensors = {}
   for key, values in columns.items():
     if isinstance(values[0], list):
-      dtype = tf.string if isinstance(values[0][0], str) else tf.int32
+      first = values[0][0]
+      dtype = tf.string if isinstance(first, str) else tf.float32 if isinstance(first, float) else tf.int32
       tensors[key] = tf.ragged.constant(values, dtype=dtype)
     elif isinstance(values[0], str):
       tensors[key] = tf.constant(values, dtype=tf.string)
@@ -105,14 +148,22 @@ def make_one_shot_preprocessor(task_name: str, formatter: Formatter,
   """A seqio preprocessor: raw evaluated split -> 1-shot records (see `one_shot_records`).
 
   `shot_dataset_fn` returns the raw shot split; it is read when the task's dataset is built, after gin parsing.
+  seqio passes the sequence lengths and features: dialogue prompts are fitted to sequence_length['inputs'].
   """
 
-  def one_shot(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  def one_shot(dataset: tf.data.Dataset, sequence_length: Optional[Mapping[str, int]] = None,
+               output_features: Optional[Mapping[str, seqio.Feature]] = None) -> tf.data.Dataset:
     options = fewshot_options()
     pool = format_items(shot_dataset_fn(), formatter, task_name, "exemplar", limit=options["pool_size"])
     items = format_items(dataset, formatter, task_name, "evaluated",
                          limit=max_items() if max_items else None)
-    return records_to_dataset(one_shot_records(items, pool, options["seed"], task_name), task_name)
+    budget = (sequence_length or {}).get("inputs")
+    count_tokens = None
+    if budget and output_features and "inputs" in output_features:
+      vocabulary = output_features["inputs"].vocabulary
+      count_tokens = lambda s: len(vocabulary.encode(s))  # noqa: E731
+    records = one_shot_records(items, pool, options["seed"], task_name, budget, count_tokens)
+    return records_to_dataset(records, task_name)
 
   one_shot.__name__ = "one_shot"
   return one_shot

@@ -4,7 +4,8 @@ Task names are `fewshot_1shot_<task>` (e.g. `fewshot_1shot_boolq`), with the sin
 reads the table's eval_split; the table's shot_split feeds the exemplar pool). Mixtures:
 `fewshot_1shot_paper24` (in_paper24 = yes), `fewshot_1shot_all29`, `fewshot_1shot_nlg`, `fewshot_1shot_nlu`.
 The TFDS data directory is the gin knob `skip_t5x.data.sources.set_tfds_data_dir.data_dir`; a dataset missing
-from it is a DatasetNotPreparedError that says how to prepare it.
+from it is a DatasetNotPreparedError that says how to prepare it. Generation tasks say how many tokens to decode
+(TaskSpec.max_decode_length; `max_decode_length(name)` for a task or mixture).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Callable, Dict, List, Optional
 
 import seqio
 
-from skip_t5x.data import fewshot, metrics, prompts_nlg, prompts_nlu, rank_classification, sources
+from skip_t5x.data import fewshot, metrics, prompts_dialogue, prompts_nlg, prompts_nlu, rank_classification
+from skip_t5x.data import sources
 from skip_t5x.data import vocab as vocab_lib
 from skip_t5x.data.prompt_items import Formatter
 
@@ -25,6 +27,7 @@ TASK_PREFIX = "fewshot_1shot_"
 EVAL_SPLIT = "validation"
 SHOT_SPLIT = "shot"
 MIXTURES = ("fewshot_1shot_paper24", "fewshot_1shot_all29", "fewshot_1shot_nlg", "fewshot_1shot_nlu")
+DEFAULT_DECODE_LENGTH = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +48,7 @@ class TaskSpec:
   primary_metric: str = "accuracy"
   manual_download: bool = False
   registered_name: str = ""  # the seqio task name when it is not TASK_PREFIX + name
+  max_decode_length: int = DEFAULT_DECODE_LENGTH  # NLG only: generated tokens that hold the longest answers
 
   @property
   def task_name(self) -> str:
@@ -56,18 +60,22 @@ _ACC_RAW = functools.partial(rank_classification.accuracy, length_normalize=Fals
 
 # Per-task decisions the table leaves to code: formatter, scoring variant, metric, and the reported number.
 _CODE_SPECS: Dict[str, dict] = {
-    "trivia_qa": dict(formatter=prompts_nlg.trivia_qa, metric_fn=metrics.exact_match_metric,
+    "trivia_qa": dict(formatter=prompts_nlg.trivia_qa, metric_fn=metrics.trivia_qa_metric,
                       primary_metric="exact_match"),
     "natural_questions": dict(formatter=prompts_nlg.natural_questions, metric_fn=metrics.exact_match_metric,
                               primary_metric="exact_match"),
     "web_questions": dict(formatter=prompts_nlg.web_questions, metric_fn=metrics.exact_match_metric,
                           primary_metric="exact_match"),
-    "squad_v2": dict(formatter=prompts_nlg.squad_v2, metric_fn=metrics.squad_metrics, primary_metric="f1"),
-    "lambada": dict(formatter=prompts_nlg.lambada, metric_fn=metrics.lambada_metric,
+    "squad_v2": dict(formatter=prompts_nlg.squad_v2, metric_fn=metrics.squad_metrics, primary_metric="f1",
+                     answer_fn=prompts_nlg.squad_v2_answer, max_decode_length=48),
+    "lambada": dict(formatter=prompts_nlg.lambada, metric_fn=metrics.lambada_metric, max_decode_length=16,
                     answer_fn=prompts_nlg.first_word, primary_metric="exact_match", targets_with_context=True),
     "drop": dict(formatter=prompts_nlg.drop, metric_fn=metrics.drop_metrics, primary_metric="f1"),
-    "quac": dict(formatter=prompts_nlg.quac, metric_fn=metrics.f1_metric, primary_metric="f1"),
-    "coqa": dict(formatter=prompts_nlg.coqa, metric_fn=metrics.f1_metric, primary_metric="f1"),
+    # QuAC answers are extracted spans of up to ~30 words, CoQA's free-form answers up to ~20.
+    "quac": dict(formatter=prompts_dialogue.quac, metric_fn=metrics.f1_metric, primary_metric="f1",
+                 max_decode_length=96),
+    "coqa": dict(formatter=prompts_dialogue.coqa, metric_fn=metrics.f1_metric, primary_metric="f1",
+                 max_decode_length=64),
     "hellaswag": dict(formatter=prompts_nlu.hellaswag, metric_fn=_ACC),
     "story_cloze": dict(formatter=prompts_nlu.story_cloze, metric_fn=_ACC, manual_download=True),
     # Partial scoring: every candidate scores the same continuation, so normalization changes nothing.
@@ -87,7 +95,8 @@ _CODE_SPECS: Dict[str, dict] = {
     "wsc": dict(formatter=prompts_nlu.wsc, metric_fn=_ACC),
     "multirc": dict(formatter=prompts_nlu.multirc, metric_fn=rank_classification.f1a, length_normalize=False,
                     primary_metric="f1a"),
-    "record": dict(formatter=prompts_nlu.record, metric_fn=_ACC_RAW, length_normalize=False),
+    "record": dict(formatter=prompts_nlu.record, metric_fn=rank_classification.record_metrics,
+                   length_normalize=False),
     "anli_r1": dict(formatter=prompts_nlu.anli, metric_fn=_ACC),
     "anli_r2": dict(formatter=prompts_nlu.anli, metric_fn=_ACC),
     "anli_r3": dict(formatter=prompts_nlu.anli, metric_fn=_ACC),
@@ -139,6 +148,20 @@ def load_suite(path: str = SUITE_TSV) -> List[TaskSpec]:
 SUITE: Dict[str, TaskSpec] = {spec.name: spec for spec in load_suite()}
 # Every registered 1-shot task (suite and embedded), by seqio task name: what the summary table reads.
 SPECS_BY_TASK_NAME: Dict[str, TaskSpec] = {}
+
+
+def max_decode_length(mixture_or_task_name: str, default: int = DEFAULT_DECODE_LENGTH) -> int:
+  """Tokens to generate for a 1-shot task (its TaskSpec.max_decode_length), or for a mixture the most any of its
+  generation tasks needs; `default` for tasks without a spec and mixtures without generation tasks."""
+  if mixture_or_task_name in SPECS_BY_TASK_NAME:
+    spec = SPECS_BY_TASK_NAME[mixture_or_task_name]
+    return spec.max_decode_length if spec.kind == "NLG" else default
+  if mixture_or_task_name in seqio.MixtureRegistry.names():
+    tasks = seqio.get_mixture_or_task(mixture_or_task_name).tasks
+    lengths = [max_decode_length(t.name, default) for t in tasks
+               if t.name in SPECS_BY_TASK_NAME and SPECS_BY_TASK_NAME[t.name].kind == "NLG"]
+    return max(lengths) if lengths else default
+  return default
 
 
 def preprocessors_for(spec: TaskSpec, one_shot) -> list:

@@ -1,10 +1,13 @@
 """Answer normalization and generation metrics (seqio metric functions: (targets, predictions) -> dict).
 
 - SQuAD-style normalization: lower case, punctuation and the articles a/an/the removed, whitespace collapsed.
-  Exact match and token F1 take the best score over the gold answers of each example.
-- DROP F1: the DROP evaluation's number-aware variant: tokens are split on spaces and hyphens, numbers are
-  canonicalized ("2.0" == "2", "1,000" == "1000"), and when the gold answer contains numbers a prediction whose
-  numbers do not match them scores 0.
+  Exact match and token F1 take the best score over the gold answers of each example. An empty gold answer (an
+  unanswerable SQuAD v2 question) is matched only by an empty prediction, as in the official v2 scorer.
+- TriviaQA: the official normalization, where punctuation becomes a space ("Guns-N-Roses" == "guns n roses") and
+  underscores are spaces; exact match against any alias.
+- DROP: the official evaluation's number-aware variant: tokens are split on spaces and hyphens, numbers are
+  canonicalized ("2.0" == "2", "1,000" == "1000"), F1 is over the SETS of tokens, it is 0 when the gold answer has
+  numbers and the prediction none of them, and each example's F1 is rounded to 2 decimals.
 Scores are percentages (0..100), as in the papers.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Iterable, List, Mapping, Optional, Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
+_TRIVIA_QA_PUNCTUATION = frozenset(string.punctuation + "\u2018\u2019\u00b4`")
 
 
 def normalize_answer(text: str) -> str:
@@ -56,12 +60,21 @@ def _as_gold_lists(targets: Iterable) -> List[List[str]]:
 
 
 def squad_metrics(targets: Sequence, predictions: Sequence[str]) -> dict:
-  """{'exact_match', 'f1'}: best over each example's gold answers, averaged, in percent."""
+  """{'exact_match', 'f1'}: best over each example's gold answers, averaged, in percent. With unanswerable
+  examples (gold answers [""]) also the official v2 breakdown: 'has_answer_f1', 'no_answer_f1' (and _exact_match)."""
   golds = _as_gold_lists(targets)
   _check_lengths(golds, predictions)
   em = [_best(exact_match, p, g) for p, g in zip(predictions, golds)]
   f1 = [_best(token_f1, p, g) for p, g in zip(predictions, golds)]
-  return {"exact_match": 100.0 * _mean(em), "f1": 100.0 * _mean(f1)}
+  result = {"exact_match": 100.0 * _mean(em), "f1": 100.0 * _mean(f1)}
+  no_answer = [all(not normalize_answer(a) for a in g) for g in golds]
+  if any(no_answer):
+    for name, flag in (("has_answer", False), ("no_answer", True)):
+      chosen = [i for i, n in enumerate(no_answer) if n == flag]
+      if chosen:
+        result[f"{name}_exact_match"] = 100.0 * _mean([em[i] for i in chosen])
+        result[f"{name}_f1"] = 100.0 * _mean([f1[i] for i in chosen])
+  return result
 
 
 def exact_match_metric(targets: Sequence, predictions: Sequence[str]) -> dict:
@@ -69,6 +82,26 @@ def exact_match_metric(targets: Sequence, predictions: Sequence[str]) -> dict:
   golds = _as_gold_lists(targets)
   _check_lengths(golds, predictions)
   return {"exact_match": 100.0 * _mean([_best(exact_match, p, g) for p, g in zip(predictions, golds)])}
+
+
+def normalize_trivia_qa(text: str) -> str:
+  """TriviaQA's official normalization: underscores and punctuation (with curly quotes) become spaces, lower
+  case, articles dropped, whitespace collapsed."""
+  text = text.replace("_", " ").lower()
+  text = "".join(" " if ch in _TRIVIA_QA_PUNCTUATION else ch for ch in text)
+  text = _ARTICLES.sub(" ", text)
+  return " ".join(text.split())
+
+
+def trivia_qa_metric(targets: Sequence, predictions: Sequence[str]) -> dict:
+  """{'exact_match'}: the prediction equals any alias under TriviaQA's normalization."""
+  golds = _as_gold_lists(targets)
+  _check_lengths(golds, predictions)
+
+  def match(prediction: str, gold: str) -> float:
+    return float(normalize_trivia_qa(prediction) == normalize_trivia_qa(gold))
+
+  return {"exact_match": 100.0 * _mean([_best(match, p, g) for p, g in zip(predictions, golds)])}
 
 
 def lambada_metric(targets: Sequence[Mapping], predictions: Sequence[str]) -> dict:
@@ -118,20 +151,20 @@ def drop_tokens(text: str) -> List[str]:
 
 
 def drop_f1(prediction: str, gold: str) -> float:
-  """Bag-of-tokens F1 on DROP-normalized answers; 0 when the gold has numbers the prediction does not match."""
-  pred, ref = drop_tokens(prediction), drop_tokens(gold)
+  """The official DROP F1 of one answer: F1 of the token SETS of the normalized answers, 0 when the gold has
+  numbers and the prediction none of them, rounded to 2 decimals."""
+  pred, ref = set(drop_tokens(prediction)), set(drop_tokens(gold))
   if not pred or not ref:
     return float(pred == ref)
   gold_numbers = {t for t in ref if _canonical_number(t) is not None}
   pred_numbers = {t for t in pred if _canonical_number(t) is not None}
   if gold_numbers and not gold_numbers & pred_numbers:
     return 0.0
-  common = collections.Counter(pred) & collections.Counter(ref)
-  overlap = sum(common.values())
+  overlap = len(pred & ref)
   if overlap == 0:
     return 0.0
   precision, recall = overlap / len(pred), overlap / len(ref)
-  return 2 * precision * recall / (precision + recall)
+  return round(2 * precision * recall / (precision + recall), 2)
 
 
 def drop_exact_match(prediction: str, gold: str) -> float:

@@ -85,6 +85,17 @@ def texts(values: Any) -> List[str]:
   return [text(v) for v in list(values)]
 
 
+def dedup(values: Iterable[str]) -> List[str]:
+  """Stripped, non-empty values, first occurrence kept, in order."""
+  seen, out = set(), []
+  for v in values:
+    v = v.strip()
+    if v and v not in seen:
+      seen.add(v)
+      out.append(v)
+  return out
+
+
 def rank_item(key: str, prompt: str, candidates: Sequence[str], label: Any) -> Optional[PromptItem]:
   """A shared-prompt rank item; None when the label is not a valid candidate index."""
   label = int(label)

@@ -19,12 +19,9 @@ def _question_answer(question: str) -> str:
 
 
 def _spaced(candidates: Sequence[str]) -> List[str]:
-  """Candidates continue the prompt after a space, unless they start with punctuation (", the man ...")."""
-  out = []
-  for c in candidates:
-    c = c.strip()
-    out.append(c if c[:1] in (",", ".", ";", ":", "!", "?") else " " + c)
-  return out
+  """Candidates continue the prompt after a space, even ", the man ..." (targets are tokenized on their own, with
+  SentencePiece's dummy prefix: a candidate without its space would be read with one anyway)."""
+  return [" " + c.strip() for c in candidates]
 
 
 def _nli_prompt(premise: str, hypothesis: str, choices: str) -> str:
@@ -42,11 +39,21 @@ def hellaswag(ex: Example):
   return rank_item(prompt, prompt, _spaced(endings), ex["label"])
 
 
+def _context_and_endings(ex: Example, label: int) -> Optional[PromptItem]:
+  prompt = " ".join(text(ex["context"]).split())
+  return rank_item(prompt, prompt, _spaced(texts(ex["endings"])), label)
+
+
 @per_example
 def story_cloze(ex: Example):
-  """TFDS story_cloze 'label' is AnswerRightEnding: 1 or 2 (1-based)."""
-  prompt = " ".join(text(ex["context"]).split())
-  return rank_item(prompt, prompt, _spaced(texts(ex["endings"])), int(ex["label"]) - 1)
+  """TFDS story_cloze 'label' is AnswerRightEnding: 1 or 2 (1-based; -1 where the split has no labels)."""
+  return _context_and_endings(ex, int(ex["label"]) - 1)
+
+
+@per_example
+def context_endings(ex: Example):
+  """{'context', 'endings', 'label'} with a 0-based label (the embedded continuation task)."""
+  return _context_and_endings(ex, int(ex["label"]))
 
 
 def _partial_scoring_item(key: str, sentence: str, start: int, end: int, options: Sequence[str],
@@ -208,8 +215,11 @@ def record(ex: Example):
   if not correct:
     return None
   prompt = f"{passage}\n- {prefix}"
+  space = ""
+  if prompt.endswith(" "):  # the candidate starts with the space, as every candidate does
+    prompt, space = prompt[:-1], " "
   return PromptItem(key=prompt + "\x1f" + query, prompts=(prompt,) * len(entities),
-                    continuations=tuple(e + suffix for e in entities), correct=correct,
+                    continuations=tuple(space + e + suffix for e in entities), correct=correct,
                     credit=tuple(max(metrics.token_f1(e, a) for a in answers) for e in entities))
 
 

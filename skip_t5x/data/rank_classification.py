@@ -6,7 +6,8 @@ the shared continuation is scored). `expand_candidates` turns it into n scored e
 {'inputs', 'targets', 'idx', 'candidate', 'is_correct', 'num_candidates'}; after tokenization
 `add_target_token_count` records the length used for normalization. The model's score_batch gives each row's
 log-likelihood of its targets; the metrics group rows by idx and take the argmax of the (optionally
-length-normalized) log-likelihood.
+length-normalized) log-likelihood. An optional 'candidate_credit' [n] (ReCoRD: each entity's F1 against the gold
+answers) becomes the row's 'credit', which `record_metrics` averages over the chosen candidates.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 CANDIDATE_FEATURES = ("candidate_inputs", "candidate_targets", "candidate_correct")
+CREDIT_FEATURE = "candidate_credit"
 
 
 def expand_candidates(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -25,18 +27,23 @@ def expand_candidates(dataset: tf.data.Dataset) -> tf.data.Dataset:
   if missing:
     raise ValueError(f"expand_candidates needs features {missing}; got {sorted(dataset.element_spec)}")
 
+  with_credit = CREDIT_FEATURE in dataset.element_spec
+
   def expand(ex):
     n = tf.size(ex["candidate_targets"])
     tf.debugging.assert_equal(tf.size(ex["candidate_inputs"]), n,
                               message="candidate_inputs and candidate_targets differ in length")
-    return tf.data.Dataset.from_tensor_slices({
+    rows = {
         "inputs": ex["candidate_inputs"],
         "targets": ex["candidate_targets"],
         "is_correct": tf.cast(ex["candidate_correct"], tf.bool),
         "candidate": tf.range(n, dtype=tf.int32),
         "idx": tf.fill([n], tf.cast(ex["idx"], tf.int64)),
         "num_candidates": tf.fill([n], tf.cast(n, tf.int32)),
-    })
+    }
+    if with_credit:
+      rows["credit"] = tf.cast(ex[CREDIT_FEATURE], tf.float32)
+    return tf.data.Dataset.from_tensor_slices(rows)
 
   return dataset.flat_map(expand)
 
@@ -53,36 +60,46 @@ def postprocess(output: Any, example: Mapping[str, Any] = None, is_target: bool 
     return output
   if example is None:
     raise ValueError("rank classification postprocessing needs the example")
-  return {
+  target = {
       "idx": int(example["idx"]),
       "candidate": int(example["candidate"]),
       "is_correct": bool(example["is_correct"]),
       "num_candidates": int(example["num_candidates"]),
       "num_target_tokens": int(example["num_target_tokens"]),
   }
+  if "credit" in example:
+    target["credit"] = float(example["credit"])
+  return target
 
 
 def group_predictions(targets: Sequence[Mapping[str, Any]], scores: Sequence[float],
                       length_normalize: bool) -> List[Tuple[int, List[bool]]]:
   """Per example (in idx order): (index of the chosen candidate, correctness of each candidate)."""
+  return [(best, [row["is_correct"] for row in rows])
+          for best, rows in group_rows(targets, scores, length_normalize)]
+
+
+def group_rows(targets: Sequence[Mapping[str, Any]], scores: Sequence[float],
+               length_normalize: bool) -> List[Tuple[int, List[Mapping[str, Any]]]]:
+  """Per example (in idx order): (index of the chosen candidate, the candidates' target rows in order)."""
   if len(targets) != len(scores):
     raise ValueError(f"{len(targets)} candidate rows but {len(scores)} scores")
-  rows: Dict[int, List[Tuple[int, float, bool]]] = collections.defaultdict(list)
+  rows: Dict[int, List[Tuple[int, float, Mapping[str, Any]]]] = collections.defaultdict(list)
   expected: Dict[int, int] = {}
   for target, score in zip(targets, scores):
     score = float(np.asarray(score).reshape(()))
     if length_normalize:
       score /= max(int(target["num_target_tokens"]), 1)
-    rows[target["idx"]].append((target["candidate"], score, target["is_correct"]))
+    rows[target["idx"]].append((target["candidate"], score, target))
     expected[target["idx"]] = target["num_candidates"]
   grouped = []
   for idx in sorted(rows):
-    candidates = sorted(rows[idx])
+    candidates = sorted(rows[idx], key=lambda row: row[0])
     if [c for c, _, _ in candidates] != list(range(expected[idx])):
       raise ValueError(f"example idx={idx}: got candidates {[c for c, _, _ in candidates]}, "
                        f"expected 0..{expected[idx] - 1}")
     best = max(range(len(candidates)), key=lambda i: (candidates[i][1], -i))  # ties: first candidate
-    grouped.append((best, [correct for _, _, correct in candidates]))
+    grouped.append((best, [target for _, _, target in candidates]))
   return grouped
 
 
@@ -111,3 +128,18 @@ def f1a(targets: Sequence[Mapping[str, Any]], scores: Sequence[float], positive_
   denominator = 2 * true_pos + false_pos + false_neg
   return {"f1a": 100.0 * (2 * true_pos / denominator if denominator else 0.0),
           "accuracy": 100.0 * sum(correct[best] for best, correct in grouped) / max(len(grouped), 1)}
+
+
+def record_metrics(targets: Sequence[Mapping[str, Any]], scores: Sequence[float],
+                   length_normalize: bool = False) -> dict:
+  """ReCoRD, as the official scorer: {'accuracy' (= exact match: the chosen entity matches a gold answer after
+  normalization), 'f1' (the chosen entity's best token F1 over the gold answers), 'chance_accuracy'}."""
+  grouped = group_rows(targets, scores, length_normalize)
+  if not grouped:
+    raise ValueError("ReCoRD metrics over zero examples")
+  if any("credit" not in row for _, rows in grouped for row in rows):
+    raise ValueError("ReCoRD metrics need each candidate's 'credit' (candidate_credit)")
+  n = len(grouped)
+  return {"accuracy": 100.0 * sum(rows[best]["is_correct"] for best, rows in grouped) / n,
+          "f1": 100.0 * sum(rows[best]["credit"] for best, rows in grouped) / n,
+          "chance_accuracy": 100.0 * sum(sum(r["is_correct"] for r in rows) / len(rows) for _, rows in grouped) / n}

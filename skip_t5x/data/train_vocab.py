@@ -5,8 +5,10 @@
     python -m skip_t5x.data.train_vocab --input='data/*.jsonl' --text_key=text --output=/tmp/spm
 
 Training text is split into paragraphs (blank-line separated) and cut to --max_sentence_chars; a newline is a
-user-defined piece so prompts keep their line structure. One thread and a fixed input order make the result
-byte-identical from run to run.
+user-defined piece so prompts keep their line structure. Byte fallback spells any character outside the pieces as
+its UTF-8 bytes (256 of the vocab_size ids), so no text maps to <unk>; the identity normalizer leaves text as
+written, so decode(encode(text)) == text for any text without leading, trailing or doubled spaces. One thread and
+a fixed input order make the result byte-identical from run to run.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import sentencepiece as spm
 from skip_t5x.data import embedded_corpus
 from skip_t5x.data import sources
 from skip_t5x.data import vocab as vocab_lib
+
+MIN_VOCAB_SIZE = 300  # pad, eos, unk, newline, the 256 byte pieces, and a few dozen learned pieces
 
 
 def paragraphs(texts: Iterable[str], max_chars: int) -> Iterator[str]:
@@ -59,6 +63,8 @@ def train(sentences: Iterable[str], vocab_size: int, model_type: str = "unigram"
       character_coverage=character_coverage,
       pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       user_defined_symbols=["\n"],
+      byte_fallback=True,
+      normalization_rule_name="identity",
       input_sentence_size=0,  # use every sentence: no sampling, so no randomness
       shuffle_input_sentence=False,
       num_threads=1,
@@ -79,8 +85,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
   parser.add_argument("--output", default=os.path.join(vocab_lib.ASSETS_DIR, vocab_lib.EMBEDDED_SPM_NAME),
                       help="output prefix; writes PREFIX.model")
   args = parser.parse_args(argv)
-  if args.vocab_size < 16:
-    parser.error(f"--vocab_size must be at least 16, got {args.vocab_size}")
+  if args.vocab_size < MIN_VOCAB_SIZE:
+    parser.error(f"--vocab_size must be at least {MIN_VOCAB_SIZE} (4 special ids + 256 byte pieces + pieces), "
+                 f"got {args.vocab_size}")
 
   if args.input == "embedded":
     texts: Iterable[str] = (d.text for d in embedded_corpus.documents_for_split("train"))

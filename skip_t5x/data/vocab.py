@@ -8,7 +8,8 @@ that looks the real one up (through the gin-configurable `vocabulary()`) wheneve
 
 switches every task (pretraining and evaluation) to that model; `kind = 'byte'` selects seqio.ByteVocabulary.
 The default is the small SentencePiece model shipped in skip_t5x/data/assets/, trained on the embedded corpus's
-train split by `python -m skip_t5x.data.train_vocab` (pad=0, eos=1, unk=2, no bos).
+train split by `python -m skip_t5x.data.train_vocab` (pad=0, eos=1, unk=2, no bos; byte fallback, so no text is
+<unk>; identity normalization, so decoding returns the text).
 """
 from __future__ import annotations
 

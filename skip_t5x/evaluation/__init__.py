@@ -5,5 +5,4 @@ May import: skip_t5x.model (through the model API), skip_t5x.parallel, skip_t5x.
 checkpoints (to restore what training saved) and skip_t5x.gin_utils; never study/ or the commands.
 Importing the package registers the ``evaluate`` and ``infer`` gin configurables.
 """
-from skip_t5x.evaluation.evaluate import evaluate  # noqa: F401
-from skip_t5x.evaluation.generation import infer  # noqa: F401
+from skip_t5x.evaluation import evaluate, generation  # noqa: F401  (modules; `evaluate.evaluate` is the function)

@@ -72,7 +72,9 @@ def build_for_topology(topology: str, spec: TrainSpec) -> TrainProgram:
   try:
     return build_program(spec, devices=devices)
   except ValueError as e:
-    if "mesh shape" in str(e) or "BATCH_SIZE" in str(e):
+    if "mesh shape" in str(e):
+      raise AotError(f"the mesh does not fit topology {topology} ({len(devices)} devices): {e}") from e
+    if "BATCH_SIZE" in str(e):
       raise AotError(f"on topology {topology} ({len(devices)} devices): {e}") from e
     raise
 

@@ -80,12 +80,14 @@ def test_train_vocab_is_deterministic(tmp_path):
   corpus.write_text("\n".join(lines) + "\n\n")
   outputs = []
   for name in ("a", "b"):
-    path = train_vocab.main([f"--input={corpus}", "--text_key=text", "--vocab_size=40",
+    path = train_vocab.main([f"--input={corpus}", "--text_key=text", "--vocab_size=300",
                              f"--output={tmp_path / name}"])
     outputs.append(open(path, "rb").read())
   assert outputs[0] == outputs[1]
   vocab = seqio.SentencePieceVocabulary(str(tmp_path / "a.model"))
-  assert (vocab.vocab_size, vocab.eos_id, vocab.tokenizer.pad_id()) == (40, 1, 0)
+  assert (vocab.vocab_size, vocab.eos_id, vocab.tokenizer.pad_id()) == (300, 1, 0)
+  with pytest.raises(SystemExit):  # too small for the 256 byte pieces
+    train_vocab.main([f"--input={corpus}", "--text_key=text", "--vocab_size=40", f"--output={tmp_path / 'd'}"])
   bad = tmp_path / "bad.jsonl"
   bad.write_text('{"body": "x"}\n')
   with pytest.raises(ValueError, match=r"bad.jsonl:1: record has no field 'text'"):
@@ -139,8 +141,9 @@ def test_text_files_task_reads_gin_patterns_and_names_bad_records(tmp_path):
   assert stream.count(1) == 2  # two documents (the empty lines dropped), each closed by EOS
   text = vocab.decode([t for t in stream if t != 1])
   assert "first document" in text and "second" in text
-  # the undecodable byte was read as U+FFFD (which the small vocabulary's normalizer then drops)
+  # the undecodable byte was read as U+FFFD, which the vocabulary spells as its UTF-8 bytes
   assert stream == vocab.encode("first document") + [1] + vocab.encode("second \ufffd document") + [1]
+  assert "second \ufffd document" in text
   jsonl = tmp_path / "b.jsonl"
   jsonl.write_text('{"text": "fine"}\n{"content": "no text field"}\n')
   gin.parse_config(f"skip_t5x.data.sources.text_file_patterns.validation = '{jsonl}'")

@@ -75,8 +75,8 @@ def test_drop_f1_number_handling():
   assert metrics.drop_f1("3 dogs", "2 dogs") == 0.0  # numbers differ: zero despite the shared word
   # no numbers in gold: plain bag-of-tokens F1 ([two, dogs] vs [2, dogs]: P=R=1/2)
   assert metrics.drop_f1("2 dogs", "two dogs") == pytest.approx(0.5)
-  result = metrics.drop_metrics([["12 yards", "twelve yards"]], ["12"])  # vs '12 yards': P=1, R=1/2
-  assert result["f1"] == pytest.approx(100 * 2 / 3)
+  result = metrics.drop_metrics([["12 yards", "twelve yards"]], ["12"])  # vs '12 yards': P=1, R=1/2, F1 2/3
+  assert result["f1"] == pytest.approx(67.0)  # the official scorer rounds each F1 to 2 decimals: 0.67
   assert result["exact_match"] == 0.0
 
 
@@ -98,3 +98,62 @@ def test_exact_match_metric_and_errors():
   with pytest.raises(ValueError, match="no gold answer"):
     metrics.exact_match_metric([[]], ["a"])
   assert math.isclose(metrics.token_f1("", ""), 1.0)
+
+
+def test_squad_v2_unanswerable_follows_the_official_scorer():
+  # Gold [""] = unanswerable: only an empty prediction scores (EM and F1 1), any non-empty one 0. An empty
+  # prediction for an answerable question scores 0.
+  targets = [[""], [""], ["France"], ["France"]]
+  predictions = ["", "Normans", "France", ""]
+  result = metrics.squad_metrics(targets, predictions)
+  assert result["exact_match"] == pytest.approx(50.0) and result["f1"] == pytest.approx(50.0)
+  assert result["no_answer_exact_match"] == 50.0 and result["no_answer_f1"] == 50.0
+  assert result["has_answer_exact_match"] == 50.0 and result["has_answer_f1"] == 50.0
+  assert "no_answer_f1" not in metrics.squad_metrics([["France"]], ["France"])  # no breakdown without them
+
+
+def test_squad_v2_abstention_answer_is_the_empty_prediction():
+  from skip_t5x.data import prompts_nlg
+  assert prompts_nlg.squad_v2_answer(" unanswerable\nQ: next") == ""
+  assert prompts_nlg.squad_v2_answer(" Unanswerable.") == ""
+  assert prompts_nlg.squad_v2_answer(" France\nQ: next") == "France"
+  # through the metric: the abstention scores on the unanswerable question, an answer does not
+  golds, raw = [[""], [""]], [" unanswerable", " the Normans"]
+  assert metrics.squad_metrics(golds, [prompts_nlg.squad_v2_answer(p) for p in raw])["f1"] == 50.0
+
+
+def test_drop_f1_uses_token_sets_and_rounds_like_the_official_scorer():
+  # sets: {yards, 5} vs {5, yards} -> F1 1 (a multiset F1 would give P=2/3, R=1, F1=0.8)
+  assert metrics.drop_f1("yards yards 5", "5 yards") == 1.0
+  # {touchdown, pass} vs {touchdown}: P=1/2, R=1, F1=2/3 -> 0.67
+  assert metrics.drop_f1("touchdown pass", "touchdown") == 0.67
+  # dates as the official answer strings ('12 June 1996'); the TFDS 'year-month-day' form is converted
+  from skip_t5x.data import prompts_nlg
+  assert prompts_nlg.drop_answer_text("1996-June-12") == "12 June 1996"
+  assert prompts_nlg.drop_answer_text("45-yard") == "45-yard"
+  assert metrics.drop_exact_match("June 12 1996", "12 June 1996") == 0.0  # EM keeps the order
+  assert metrics.drop_f1("June 12 1996", "12 June 1996") == 1.0  # F1 does not
+
+
+def test_trivia_qa_uses_its_own_normalization():
+  # TriviaQA turns punctuation into spaces: 'Guns-N-Roses' -> 'guns n roses' (SQuAD's deletes it: 'gunsnroses')
+  assert metrics.normalize_trivia_qa("Guns-N\u2019Roses_band") == "guns n roses band"
+  targets = [["Guns N Roses", "guns n roses"], ["Sinclair Lewis", "lewis sinclair"]]
+  assert metrics.trivia_qa_metric(targets, ["Guns-N-Roses", "Lewis, Sinclair"]) == {"exact_match": 100.0}
+  assert metrics.exact_match_metric(targets[:1], ["Guns-N-Roses"]) == {"exact_match": 0.0}
+  assert metrics.trivia_qa_metric(targets, ["Axl Rose", "the Sinclair Lewis"]) == {"exact_match": 50.0}
+
+
+def test_record_metrics_take_the_chosen_entity_best_over_gold_answers():
+  # Query 0: candidates 'Barack Obama' (gold: EM 1, F1 1) and 'Obama' (EM 0; F1 vs 'Barack Obama': P=1, R=1/2, 2/3).
+  # Query 1: candidates 'Paris' (F1 0) and 'France' (gold, F1 1).
+  rows = _rows([({0}, [3, 1]), ({1}, [1, 1])])
+  for row, credit in zip(rows, [1.0, 2 / 3, 0.0, 1.0]):
+    row["credit"] = credit
+  scores = [-5.0, -1.0, -3.0, -1.0]  # raw log-likelihoods: query 0 picks 'Obama', query 1 picks 'France'
+  result = rank_classification.record_metrics(rows, scores)
+  assert result["accuracy"] == pytest.approx(50.0)
+  assert result["f1"] == pytest.approx(100 * (2 / 3 + 1) / 2)
+  assert result["chance_accuracy"] == pytest.approx(50.0)
+  with pytest.raises(ValueError, match="credit"):
+    rank_classification.record_metrics(_rows([({0}, [1, 1])]), [0.0, 0.0])
