@@ -3,16 +3,19 @@ r"""Regenerates the AOT table of docs/aot.md: paper-scale configs compiled for a
   python bench/aot_table.py --topology=v5e:16x16 --out=bench/aot_table.json > /tmp/aot_table.md
   python bench/aot_table.py --sizes=5p8b --out=/tmp/a.json   # one size (run several sizes side by side)
   python bench/aot_table.py --from_json /tmp/a.json bench/aot_table.json   # table of saved results
+  python bench/aot_table.py --sizes=1p7b --lengths=1024,8192 --variants=dense,'skip 0.5 gather' --out=/tmp/b.json
 
 Every row is two `python -m skip_t5x.aot` subprocesses (abstract shapes only: nothing is materialised): a trace
 (--nocompile: params and the program's matmul FLOPs, seconds) and a compile with its own timeout (memory per chip,
 fits or not), so a slow or failing compile cannot take the others down. Rows: each model size, dense and the
-skip model at SKIP_RATIO=0.5 with masked and gather dispatch, on gin/runs/pretrain.gin (batch 256 x 1024 tokens,
-pure FSDP over all chips). Prints a markdown table; --out also keeps every report as JSON.
+skip model at SKIP_RATIO=0.5 with masked and gather dispatch, on gin/runs/pretrain.gin (batch 256 rows of --lengths
+tokens, 1024 by default; pure FSDP over all chips). Prints a markdown table, with the attention implementations each
+step runs; --out also keeps every report as JSON.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -30,14 +33,15 @@ VARIANTS = (
 
 
 def run_row(topology: str, size: str, label: str, model_file: str, extra: list, timeout_s: float,
-            compile_step: bool = True) -> dict:
+            compile_step: bool = True, length: int = 1024) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     json_out = os.path.join(tmp, "report.json")
     argv = [sys.executable, "-m", "skip_t5x.aot", f"--topology={topology}", "--gin_file=runs/pretrain.gin",
-            f"--gin_file=models/{model_file.format(size=size)}", *extra, f"--json_out={json_out}",
+            f"--gin_file=models/{model_file.format(size=size)}", *extra,
+            f"--gin.TASK_FEATURE_LENGTHS={{'targets': {length}}}", f"--json_out={json_out}",
             "--compile" if compile_step else "--nocompile"]
     start = time.monotonic()
-    row = {"size": size, "variant": label, "argv": argv[1:]}
+    row = {"size": size, "variant": label, "length": length, "argv": argv[1:]}
     try:
       proc = subprocess.run(argv, cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=timeout_s,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -60,10 +64,12 @@ def _gib(n: float) -> str:
 
 
 def merge(rows: list) -> list:
-  """One entry per (size, variant): the compiled report (memory) and any report (FLOPs, params)."""
+  """One entry per (size, variant, length): the compiled report (memory) and any report (FLOPs, params)."""
   merged: dict = {}
   for row in rows:
-    entry = merged.setdefault((row["size"], row["variant"]), {"size": row["size"], "variant": row["variant"]})
+    length = row.get("length", 1024)
+    entry = merged.setdefault((row["size"], row["variant"], length),
+                              {"size": row["size"], "variant": row["variant"], "length": length})
     report = row.get("report")
     if report and report.get("compiled", True):
       entry["compiled"] = report
@@ -73,14 +79,16 @@ def merge(rows: list) -> list:
       entry["failure"] = row
   order = {s: i for i, s in enumerate(SIZES)}
   labels = [v[0] for v in VARIANTS]
-  return sorted(merged.values(), key=lambda e: (order.get(e["size"], len(order)), labels.index(e["variant"])))
+  return sorted(merged.values(),
+                key=lambda e: (order.get(e["size"], len(order)), e["length"], labels.index(e["variant"])))
 
 
 def markdown(rows: list, topology: str) -> str:
   lines = [
-      f"| model | variant | params | fits on {topology} | HBM per chip, GiB: total (arguments + temporaries) | "
-      "matmul TFLOPs per step (program) | analytic TFLOPs per step | compile s |",
-      "|---|---|---|---|---|---|---|---|",
+      f"| model | variant | sequence | attention | params | fits on {topology} | "
+      "HBM per chip, GiB: total (arguments + temporaries) | matmul TFLOPs per step (program) | "
+      "analytic TFLOPs per step | compile s |",
+      "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for entry in merge(rows):
     compiled, any_report = entry.get("compiled"), entry.get("compiled") or entry.get("traced")
@@ -102,8 +110,9 @@ def markdown(rows: list, topology: str) -> str:
       if flops_source.get("program_flops_per_step"):
         program = f"{flops_source['program_flops_per_step'] / 1e12:.0f}"
       traced_flops = f"{any_report['analytic_flops_per_step'] / 1e12:.0f}"
-    lines.append(f"| {entry['size']} | {entry['variant']} | {params} | {fits} | {memory} | {program} | "
-                 f"{traced_flops} | {seconds} |")
+    attention = ", ".join((any_report or {}).get("attention", []))
+    lines.append(f"| {entry['size']} | {entry['variant']} | {entry['length']} | {attention} | {params} | {fits} | "
+                 f"{memory} | {program} | {traced_flops} | {seconds} |")
   return "\n".join(lines)
 
 
@@ -111,6 +120,8 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--topology", default="v5e:16x16")
   parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated model sizes (gin/models/*_SIZE.gin)")
+  parser.add_argument("--lengths", default="1024", help="comma-separated sequence lengths (TASK_FEATURE_LENGTHS)")
+  parser.add_argument("--variants", default=",".join(v[0] for v in VARIANTS), help="comma-separated variant labels")
   parser.add_argument("--timeout_s", type=float, default=1200.0, help="per-row compile limit")
   parser.add_argument("--out", help="write all rows (with full reports) as JSON here")
   parser.add_argument("--from_json", nargs="+", help="print the table of earlier --out files, compiling nothing")
@@ -124,12 +135,16 @@ def main(argv=None) -> int:
         rows += json.load(f)["rows"]
     print(markdown(rows, args.topology))
     return 0
+  chosen = args.variants.split(",")
+  unknown = [v for v in chosen if v not in [label for label, _, _ in VARIANTS]]
+  if unknown:
+    parser.error(f"unknown --variants {unknown}; known: {[label for label, _, _ in VARIANTS]}")
   rows = []
-  for size in args.sizes.split(","):
-    for label, model_file, extra in VARIANTS:
+  for size, length in itertools.product(args.sizes.split(","), [int(n) for n in args.lengths.split(",")]):
+    for label, model_file, extra in [v for v in VARIANTS if v[0] in chosen]:
       for compile_step in ((False,) if args.trace_only else (False, True)):
-        row = run_row(args.topology, size, label, model_file, extra, args.timeout_s, compile_step)
-        print(f"{size} {label} {'compile' if compile_step else 'trace'}: {row['status']} "
+        row = run_row(args.topology, size, label, model_file, extra, args.timeout_s, compile_step, length)
+        print(f"{size} {label} {length} {'compile' if compile_step else 'trace'}: {row['status']} "
               f"({row.get('wall_seconds', 0):.0f} s)", file=sys.stderr, flush=True)
         rows.append(row)
       if args.out:

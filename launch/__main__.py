@@ -5,6 +5,7 @@
   python -m launch tpu_vm launch/experiments/skip_ratio_sweep.py --run      # really creates TPUs and trains
   python -m launch local launch/experiments/tiny_local.py --num_processes=2 --devices_per_process=4
   python -m launch local --num_processes=2 -- python -m launch.probe --steps=3
+  python -m launch local launch/experiments/tiny_local.py --max_restarts=3 --restart_backoff_s=10
 
 An experiment file is a Python file defining EXPERIMENT (a launch.Experiment) and optionally TPU_VM
 (a launch.TpuVm) and LOCAL (a launch.Local) with executor defaults; flags override them.
@@ -79,6 +80,13 @@ def _only(text: str | None) -> list[int] | None:
     raise ValueError(f"--only {text!r} must be comma-separated work unit ids, e.g. 1,3") from None
 
 
+def _with_restart_flags(cfg, args):
+  """--max_restarts / --restart_backoff_s over the executor's RestartPolicy."""
+  changes = {k: v for k, v in (("max_restarts", args.max_restarts), ("backoff_s", args.restart_backoff_s))
+             if v is not None}
+  return dataclasses.replace(cfg, restart=dataclasses.replace(cfg.restart, **changes)) if changes else cfg
+
+
 def _cmd_list(args) -> int:
   experiment, _, _ = load_experiment_file(args.experiment)
   experiment = apply_settings(experiment, args.set)
@@ -97,7 +105,7 @@ def _cmd_tpu_vm(args) -> int:
                                ("provisioning", args.provisioning)) if v}
   if args.delete_when_done:
     changes["delete_when_done"] = True
-  cfg = dataclasses.replace(cfg, **changes)
+  cfg = _with_restart_flags(dataclasses.replace(cfg, **changes), args)
   only = _only(args.only)
   if not args.run:
     sys.stdout.write(tpu_vm.format_plan(experiment, cfg, only))
@@ -120,13 +128,13 @@ def _cmd_local(args) -> int:
                                ("devices_per_process", args.devices_per_process),
                                ("log_dir", args.log_dir), ("timeout_s", args.timeout_s),
                                ("grace_s", args.grace_s)) if v is not None}
-  cfg = dataclasses.replace(cfg, **changes)
+  cfg = _with_restart_flags(dataclasses.replace(cfg, **changes), args)
   if experiment is None:
     if not command:
       raise ValueError("local needs an experiment file or a command after --")
     if command[0] in ("python", "python3"):
       command[0] = sys.executable  # the launcher's own interpreter (and so its virtual environment)
-    result = local_executor.run_processes(command, cfg, cfg.log_dir)
+    result = local_executor.run_with_restarts(command, cfg, cfg.log_dir)
     print(result.message, file=sys.stdout if result.ok else sys.stderr, flush=True)
     return 0 if result.ok else 1
   only = _only(args.only)
@@ -151,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change the experiment: model_dir=..., overrides.TRAIN_STEPS=10, env.X=1")
     p.add_argument("--only", help="comma-separated work unit ids to launch")
 
+  def restarts(p):
+    p.add_argument("--max_restarts", type=int, help="restart a failed work unit up to N times (it resumes from "
+                   "its last checkpoint); exit status 2 (a refused config) is not restarted")
+    p.add_argument("--restart_backoff_s", type=float, help="wait before the first restart (doubles each time)")
+
   p = sub.add_parser("list", help="list the work units of an experiment")
   p.add_argument("experiment")
   common(p)
@@ -165,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--project")
   p.add_argument("--provisioning", choices=["queued", "direct"])
   p.add_argument("--delete_when_done", action="store_true")
+  restarts(p)
   p.set_defaults(fn=_cmd_tpu_vm)
 
   p = sub.add_parser("local", help="N local processes x K CPU devices over jax.distributed")
@@ -175,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--log_dir")
   p.add_argument("--timeout_s", type=float)
   p.add_argument("--grace_s", type=float)
+  restarts(p)
   p.set_defaults(fn=_cmd_local)
   return parser
 

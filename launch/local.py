@@ -10,6 +10,10 @@ A dead jax.distributed peer makes the others abort only after a long heartbeat t
 collective. The launcher therefore supervises: as soon as one process exits non-zero (or is killed), it stops
 the others (SIGTERM to their process groups, SIGKILL after `grace_s`) and reports which process failed. If one
 process finishes cleanly, the rest get `straggler_timeout_s` to finish too.
+
+Restarts (`Local.restart`, launch/restart.py): when a process dies (killed, preempted, a peer lost), the whole
+unit is stopped and started again after a back-off, up to `max_restarts` times; a training unit then resumes from
+its last checkpoint. Attempt k > 0 logs to LOG_DIR/<name>/<wid>/restart_<k>/.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
+
+from launch.restart import RestartPolicy
 
 _DEVICE_COUNT_FLAG = re.compile(r"--xla_force_host_platform_device_count=\d+")
 
@@ -38,6 +44,7 @@ class Local:
     grace_s: time between SIGTERM and SIGKILL when stopping processes.
     straggler_timeout_s: once one process exited cleanly, how long the others may still run.
     poll_interval_s: how often the launcher checks its processes.
+    restart: when and how often a failed unit is started again (default: never).
   """
 
   num_processes: int = 2
@@ -47,6 +54,7 @@ class Local:
   grace_s: float = 5.0
   straggler_timeout_s: float = 120.0
   poll_interval_s: float = 0.2
+  restart: RestartPolicy = RestartPolicy()
 
   def __post_init__(self):
     if not isinstance(self.num_processes, int) or self.num_processes < 1:
@@ -71,6 +79,7 @@ class LocalResult:
   processes: tuple[ProcessResult, ...]
   failed: ProcessResult | None
   message: str
+  restarts: int = 0  # how many times the unit was started again before this (last) attempt
 
 
 def _announce(message: str) -> None:
@@ -200,9 +209,29 @@ def run_processes(argv: Sequence[str], cfg: Local, log_dir: str, env: Mapping[st
     _stop(procs, cfg.grace_s)
 
 
+def run_with_restarts(argv: Sequence[str], cfg: Local, log_dir: str, env: Mapping[str, str] | None = None,
+                      announce=_announce, cwd: str | None = None,
+                      sleep: Callable[[float], None] = time.sleep) -> LocalResult:
+  """`run_processes`, started again (all processes) after a failure as `cfg.restart` allows."""
+  restarts = 0
+  while True:
+    attempt_dir = log_dir if restarts == 0 else os.path.join(log_dir, f"restart_{restarts}")
+    result = dataclasses.replace(run_processes(argv, cfg, attempt_dir, env=env, announce=announce, cwd=cwd),
+                                 restarts=restarts)
+    returncode = result.failed.returncode if result.failed is not None else None
+    if result.ok or result.failed is None or not cfg.restart.should_restart(returncode, restarts):
+      return result  # success, the unit's own time limit, a refused command, or no restarts left
+    restarts += 1
+    delay = cfg.restart.delay_s(restarts)
+    announce(f"launch: {result.message.splitlines()[0]}")
+    announce(f"launch: restart {restarts}/{cfg.restart.max_restarts} of the whole unit in {delay:g} s "
+             "(a training run resumes from its last checkpoint)")
+    sleep(delay)
+
+
 def run_work_unit(unit, cfg: Local, python: str = sys.executable, announce=_announce,
                   cwd: str | None = None) -> LocalResult:
-  """Runs one `launch.experiment.WorkUnit` with this executor."""
+  """Runs one `launch.experiment.WorkUnit` with this executor (restarting it as `cfg.restart` allows)."""
   log_dir = os.path.join(cfg.log_dir, unit.experiment_name, str(unit.wid))
   announce(f"launch: work unit {unit.wid} [{unit.label}] model_dir={unit.model_dir}")
-  return run_processes(unit.argv(python), cfg, log_dir, env=unit.env, announce=announce, cwd=cwd)
+  return run_with_restarts(unit.argv(python), cfg, log_dir, env=unit.env, announce=announce, cwd=cwd)

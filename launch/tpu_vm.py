@@ -11,19 +11,18 @@ For each TPU (one per work unit by default) the plan is:
   delete   only with delete_when_done (otherwise printed for reference)
 
 Nothing runs unless asked: `plan()` builds the commands, `format_plan()` prints them (the dry run), and
-`execute()` runs them with subprocess, one thread per TPU.
+`execute()` runs them with subprocess, one thread per TPU (launch/tpu_vm_execute.py). With `restart`
+(launch/restart.py), a failed run is retried on a re-created TPU: delete, create, wait, copy, install, run again
+(the dry run prints these steps too).
 """
 from __future__ import annotations
 
 import dataclasses
 import shlex
-import subprocess
-import sys
-import threading
-import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 from launch.experiment import Experiment, WorkUnit, render_template
+from launch.restart import RestartPolicy
 from launch.tpus import Topology
 
 # Characters a POSIX shell reads literally; everything else is backslash-escaped on remote command lines.
@@ -83,6 +82,8 @@ class TpuVm:
     pip_extras: extras installed on the workers ('tpu' brings jax[tpu] and libtpu).
     delete_when_done: delete each TPU after its work units finish (on success or failure).
     poll_interval_s, wait_timeout_s: how often and how long to wait for a queued resource to be ACTIVE.
+    restart: when a run fails (preempted, a worker lost) or the queued resource fails while waiting: how often
+      to re-create the TPU and run the work unit again (default: never).
   """
 
   zone: str
@@ -98,6 +99,7 @@ class TpuVm:
   delete_when_done: bool = False
   poll_interval_s: float = 60.0
   wait_timeout_s: float = 24 * 3600.0
+  restart: RestartPolicy = RestartPolicy()
 
   def __post_init__(self):
     if not self.zone:
@@ -225,72 +227,26 @@ def format_plan(experiment: Experiment, cfg: TpuVm, only: Sequence[int] | None =
       prefix = "[delete] (with --delete_when_done) " if step.phase == "delete" and not cfg.delete_when_done \
           else f"[{step.phase}] "
       lines.append(prefix + step.display() + suffix)
+    if cfg.restart.max_restarts:
+      lines.append(f"# if a run fails (preempted, a worker lost) or the queued resource fails: "
+                   f"{cfg.restart.describe()}; each restart runs")
+      for step in recovery_steps(tpu):
+        suffix = f"   # repeat until it prints {step.poll_until}" if step.poll_until else ""
+        lines.append(f"[restart:{step.phase}] {step.display()}{suffix}")
+      lines.append("[restart:run] the failed work unit's [run] command again (it resumes from its last checkpoint)")
   return "\n".join(lines) + "\n"
 
 
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+def recovery_steps(tpu: TpuPlan) -> list[Step]:
+  """What a restart runs before re-running a failed work unit: delete the TPU (or queued resource), then create,
+  wait, copy and install again."""
+  delete = [step for step in tpu.steps if step.phase == "delete"]
+  setup = [step for step in tpu.steps if step.phase in ("create", "wait", "copy", "install")]
+  return delete + setup
 
 
-def _default_runner(argv: Sequence[str]) -> "subprocess.CompletedProcess[str]":
-  return subprocess.run(list(argv), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def execute(experiment: Experiment, cfg: TpuVm, only: Sequence[int] | None = None, runner=None) -> int:
+  """Runs the plan for real (launch/tpu_vm_execute.py); returns 0 if every TPU succeeded."""
+  from launch import tpu_vm_execute  # pylint: disable=import-outside-toplevel  (it builds on this module)
 
-
-def _run_step(step: Step, cfg: TpuVm, runner: Runner, log: Callable[[str], None]) -> None:
-  log(f"[{step.phase}] {step.display()}")
-  if step.poll_until is None:
-    result = runner(step.argv)
-    log(result.stdout or "")
-    if result.returncode != 0:
-      raise RuntimeError(f"{step.phase} failed with exit code {result.returncode}: {step.display()}")
-    return
-  deadline = time.monotonic() + cfg.wait_timeout_s
-  while True:
-    result = runner(step.argv)
-    state = (result.stdout or "").strip()
-    if result.returncode == 0 and state == step.poll_until:
-      return
-    if state in ("FAILED", "SUSPENDED"):
-      raise RuntimeError(f"queued resource reached state {state} while waiting for {step.poll_until}")
-    if time.monotonic() > deadline:
-      raise TimeoutError(f"not {step.poll_until} after {cfg.wait_timeout_s:.0f} s (last state {state!r})")
-    time.sleep(cfg.poll_interval_s)
-
-
-def execute(experiment: Experiment, cfg: TpuVm, only: Sequence[int] | None = None,
-            runner: Runner = _default_runner) -> int:
-  """Runs the plan for real: package once, then every TPU in its own thread. Returns 0 if all succeeded."""
-  package, tpus = plan(experiment, cfg, only)
-  lock = threading.Lock()
-
-  def log(prefix: str, text: str) -> None:
-    with lock:
-      for line in text.rstrip("\n").splitlines():
-        print(f"{prefix}{line}", flush=True)
-
-  _run_step(package, cfg, runner, lambda t: log("", t))
-  failures: dict[str, str] = {}
-
-  def drive(tpu: TpuPlan) -> None:
-    tpu_log = lambda t: log(f"[{tpu.tpu_name}] ", t)  # noqa: E731
-    try:
-      for step in tpu.steps:
-        if step.phase == "delete":
-          continue
-        _run_step(step, cfg, runner, tpu_log)
-    except Exception as e:  # noqa: BLE001  (reported below, the other TPUs keep going)
-      failures[tpu.tpu_name] = str(e)
-    finally:
-      if cfg.delete_when_done:
-        try:
-          _run_step(tpu.steps[-1], cfg, runner, tpu_log)
-        except Exception as e:  # noqa: BLE001
-          failures.setdefault(tpu.tpu_name, str(e))
-
-  threads = [threading.Thread(target=drive, args=(t,), name=t.tpu_name) for t in tpus]
-  for t in threads:
-    t.start()
-  for t in threads:
-    t.join()
-  for name, message in failures.items():
-    print(f"TPU {name} failed: {message}", file=sys.stderr)
-  return 1 if failures else 0
+  return tpu_vm_execute.execute(experiment, cfg, only, runner)

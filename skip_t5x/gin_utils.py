@@ -206,10 +206,28 @@ def evaluate_macro(name: str) -> Any:
   return value
 
 
+# Counts: their macros must be ints (None allowed where the binding allows it).
+INTEGER_MACROS = ("TRAIN_STEPS", "BATCH_SIZE", "MICROBATCHES", "WARMUP_STEPS", "CHECKPOINT_PERIOD", "KEEP_CHECKPOINTS",
+                  "LOG_EVERY_STEPS", "SEED", "MESH_DATA", "MESH_FSDP", "MESH_MODEL", "VOCAB_SIZE")
+
+
+def macro_choices() -> dict:
+  """The allowed values of the choice macros, from the layers that define them (one list per knob)."""
+  from skip_t5x.layers import fused_attention, routing  # pylint: disable=g-import-not-at-top
+
+  return {
+      "ROUTED": routing.ROUTED_CHOICES,
+      "DISPATCH": routing.DISPATCH_CHOICES,
+      "ROUTING": routing.POLICY_CHOICES,
+      "ATTENTION": fused_attention.IMPLEMENTATIONS,
+  }
+
+
 def validate_macros() -> None:
   """Range checks on the routing macros, when defined: SKIP_RATIO in [0, 1), CAPACITY_FACTOR > 0, ..."""
   checks = {
       "SKIP_RATIO": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+      "INFERENCE_SKIP_RATIO": (lambda v: 0.0 <= v < 1.0, "must be None or in [0, 1)"),
       "CAPACITY_FACTOR": (lambda v: v > 0, "must be > 0"),
       "ROUTER_LOSS_WEIGHT": (lambda v: v >= 0, "must be >= 0"),
       "TRAIN_STEPS": (lambda v: v > 0, "must be > 0"),
@@ -223,12 +241,11 @@ def validate_macros() -> None:
       raise GinConfigError(f"{name}={value!r} {requirement} (got a {type(value).__name__})")
     if not ok(value):
       raise GinConfigError(f"{name}={value!r} {requirement}")
-  choices = {
-      "ROUTED": ("layer", "attention", "ffn", "none"),
-      "DISPATCH": ("masked", "gather"),
-      "ROUTING": ("gumbel", "threshold", "expert_choice"),
-  }
-  for name, allowed in choices.items():
+  for name in INTEGER_MACROS:  # 4.0 or 2.5 where a count is meant: refuse rather than round or crash later
+    value = query_macro(name)
+    if isinstance(value, (bool, float)):
+      raise GinConfigError(f"{name}={value!r} must be an integer")
+  for name, allowed in macro_choices().items():
     value = query_macro(name)
     if value is not None and value not in allowed:
       raise GinConfigError(f"{name}={value!r} must be one of {allowed}")

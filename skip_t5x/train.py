@@ -18,7 +18,7 @@ def main(argv) -> None:
   from skip_t5x import training  # pylint: disable=g-import-not-at-top
   from skip_t5x.training import metrics_logging  # pylint: disable=g-import-not-at-top
 
-  with cli.command_errors(training.NonFiniteLossError):
+  with cli.command_errors(*training.FAULTS):
     cli.parse_gin_for_training(model_dir)
     cli.start_distributed()
     result = training.train()

@@ -16,7 +16,7 @@ BASE = {"gin_utils", "legacy_names", "__init__"}
 ALLOWED = {
     "layers": set(),
     "data": set(),
-    "base": set(),
+    "base": {"layers"},  # gin_utils validates the choice macros against the layers' own lists
     "model": {"layers", "base"},
     "parallel": {"base"},
     "training": {"model", "layers", "parallel", "data", "base"},

@@ -52,35 +52,42 @@ def _is_jsonl(path: str, file_format: str) -> bool:
   return file_format == "jsonl"
 
 
+def parse_text_record(path: str, line_number: int, raw: bytes, jsonl: bool, text_key: str) -> Optional[str]:
+  """The document of one line: the line itself (text) or its `text_key` field (JSONL); None when it has none."""
+  line = raw.decode("utf-8", errors="replace").strip()
+  if not line:
+    return None  # empty lines carry no text
+  if not jsonl:
+    return line
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}:{line_number}: not valid JSON ({e.msg})") from None
+  if not isinstance(record, dict) or text_key not in record:
+    keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+    raise ValueError(f"{path}:{line_number}: record has no field {text_key!r} (has {keys})")
+  text = record[text_key]
+  if text is None:
+    return None
+  return text if isinstance(text, str) else str(text)
+
+
 def read_text_records(path: str, file_format: str, text_key: str) -> Iterator[str]:
   """Documents of one file: non-empty lines (text) or the `text_key` field of each JSON line."""
   jsonl = _is_jsonl(path, file_format)
   with tf.io.gfile.GFile(path, "rb") as f:
     for line_number, raw in enumerate(f, 1):
-      line = raw.decode("utf-8", errors="replace").strip()
-      if not line:
-        continue  # empty lines carry no text
-      if not jsonl:
-        yield line
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{line_number}: not valid JSON ({e.msg})") from e
-      if not isinstance(record, dict) or text_key not in record:
-        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise ValueError(f"{path}:{line_number}: record has no field {text_key!r} (has {keys})")
-      text = record[text_key]
-      if text is None:
-        continue
-      yield text if isinstance(text, str) else str(text)
+      text = parse_text_record(path, line_number, raw, jsonl, text_key)
+      if text is not None:
+        yield text
 
 
 class TextFilesSource(seqio.DataSource):
   """Text or JSONL files whose glob patterns come from gin (`text_file_patterns`) when the data is read.
 
   Files are the shards: with at least as many files as hosts each host reads its own files
-  (files[index::num_shards]); otherwise seqio shards the examples.
+  (files[index::num_shards]); otherwise seqio shards the examples. Lines are read by tf.data (TextLineDataset)
+  and parsed by a stateless function, so the position of an iterator over them can be checkpointed.
   """
 
   def __init__(self):
@@ -111,14 +118,21 @@ class TextFilesSource(seqio.DataSource):
     if shuffle:
       files = [files[i] for i in np.random.RandomState(seed or 0).permutation(len(files))]
     options = text_file_patterns()
+    text_key = options["text_key"]
 
-    def generate():
-      for path in files:
-        for text in read_text_records(path, options["file_format"], options["text_key"]):
-          yield {"text": text}
+    def parse(path: bytes, line_number, raw: bytes, jsonl) -> bytes:
+      text = parse_text_record(path.decode(), int(line_number), raw, bool(jsonl), text_key)
+      return (text or "").encode("utf-8")
 
-    return tf.data.Dataset.from_generator(
-        generate, output_signature={"text": tf.TensorSpec((), tf.string)})
+    def lines_of(path, jsonl):
+      compression = tf.where(tf.strings.regex_full_match(path, r".*\.gz"), "GZIP", "")
+      lines = tf.data.TextLineDataset(path, compression_type=compression).enumerate(start=1)
+      return lines.map(lambda i, raw: tf.numpy_function(parse, [path, i, raw, jsonl], tf.string, stateful=False))
+
+    jsonl_flags = [_is_jsonl(path, options["file_format"]) for path in files]
+    paths = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(jsonl_flags, tf.bool)))
+    texts = paths.flat_map(lines_of).filter(lambda text: tf.strings.length(text) > 0)
+    return texts.map(lambda text: {"text": tf.ensure_shape(text, [])})
 
   def num_input_examples(self, split: str) -> Optional[int]:
     return None

@@ -14,8 +14,9 @@ import seqio
 import tensorflow as tf
 
 from skip_t5x import parallel
+from skip_t5x.evaluation import calibration as calibration_lib
 from skip_t5x.evaluation import summary as summary_lib
-from skip_t5x.evaluation.runner import ModelRunner
+from skip_t5x.evaluation.runner import ModelRunner, task_decode_lengths
 from skip_t5x.training import checkpoints as checkpoints_lib
 
 
@@ -67,6 +68,7 @@ def evaluate(model=gin.REQUIRED,
              mesh: Optional[parallel.MeshConfig] = None,
              checkpoint_step: Optional[int] = None,
              density_batches: int = 8,
+             calibration_batches: int = 8,
              output_dir: Optional[str] = None,
              params: Any = None) -> Dict[str, Any]:
   """Evaluates the checkpoint of MODEL_DIR (latest, or `checkpoint_step`) on a task or mixture.
@@ -79,10 +81,7 @@ def evaluate(model=gin.REQUIRED,
   from skip_t5x.data import vocab as vocab_lib  # pylint: disable=import-outside-toplevel
 
   lengths = check_feature_lengths(task_feature_lengths)
-  if mixture_or_task_name not in seqio.TaskRegistry.names() | seqio.MixtureRegistry.names():
-    raise ValueError(f"MIXTURE_OR_TASK_NAME={mixture_or_task_name!r} is not a registered task or mixture")
-  if density_batches < 0:
-    raise ValueError(f"evaluate.density_batches={density_batches} must be >= 0")
+  elastic = check_evaluate_args(model, mixture_or_task_name, density_batches, calibration_batches)
   vocabulary = vocab_lib.vocabulary()
   placement = parallel.place_model(model, mesh, None, batch_size=batch_size, min_vocab_size=vocabulary.vocab_size)
   sources.set_tfds_data_dir()  # the gin knob, before any TFDS task is read
@@ -94,20 +93,50 @@ def evaluate(model=gin.REQUIRED,
   step = checkpoint_step
   if params is None:
     params, step = checkpoints_lib.restore_params(model_dir, placement.abstract_params(), checkpoint_step)
+  calibration = None
+  if elastic is not None:  # INFERENCE_SKIP_RATIO: thresholds calibrated on held-out batches (or reused)
+    model, calibration = calibration_lib.load_or_calibrate(
+        model, output_dir, step, calibration_lib.sharded_gaps_fn_factory(params, placement, batch_size),
+        lambda: calibration_lib.evaluator_batches(evaluator, batch_size, calibration_batches))
   runner = ModelRunner(model, params, placement.mesh, placement.rules, batch_size, max_decode_length,
                        vocabulary.eos_id)
+  runner.use_task_decode_lengths(evaluator.cached_model_datasets, task_decode_lengths(
+      [task.name for task in evaluator.eval_tasks], max_decode_length))
   measure_density(runner, evaluator, density_batches)
   metrics_future, _ = evaluator.evaluate(compute_metrics=True, step=step, predict_fn=runner.predict_fn,
                                          score_fn=runner.score_fn)
   task_metrics = metrics_future.result()
   evaluator.close()
 
+  return _summarize(task_metrics, mixture_or_task_name, step, model_dir, model, runner.mean_density,
+                    sequence_length, output_dir, calibration)
+
+
+def check_evaluate_args(model, mixture_or_task_name: str, density_batches: int, calibration_batches: int):
+  """Raises ValueError naming a bad argument (before any data is read); returns INFERENCE_SKIP_RATIO or None."""
+  if mixture_or_task_name not in seqio.TaskRegistry.names() | seqio.MixtureRegistry.names():
+    raise ValueError(f"MIXTURE_OR_TASK_NAME={mixture_or_task_name!r} is not a registered task or mixture")
+  if density_batches < 0:
+    raise ValueError(f"evaluate.density_batches={density_batches} must be >= 0")
+  elastic = getattr(getattr(getattr(model, "config", None), "routing", None), "inference_skip_ratio", None)
+  if elastic is not None:
+    calibration_lib.check_supported(model.config)
+    if calibration_batches < 1:
+      raise ValueError(f"evaluate.calibration_batches={calibration_batches} must be >= 1 with INFERENCE_SKIP_RATIO")
+  return elastic
+
+
+def _summarize(task_metrics, mixture_or_task_name: str, step, model_dir: str, model, density, sequence_length: int,
+               output_dir: str, calibration) -> Dict[str, Any]:
+  """The summary dict (with the elastic calibration when there is one), written by process 0."""
   summary = summary_lib.build_summary(
-      task_metrics, mixture_or_task_name=mixture_or_task_name, step=step, model_dir=model_dir,
-      density=runner.mean_density,
-      flops_per_token=summary_lib.flops_per_token(model, runner.mean_density, sequence_length),
+      task_metrics, mixture_or_task_name=mixture_or_task_name, step=step, model_dir=model_dir, density=density,
+      flops_per_token=summary_lib.flops_per_token(model, density, sequence_length),
       model_config=getattr(model, "config", None))
   summary["output_dir"] = output_dir
+  if calibration is not None:
+    summary["elastic"] = {k: calibration[k] for k in ("target_skip_ratio", "realized_skip_ratio",
+                                                      "trained_skip_ratio", "calibration_tokens")}
   if jax.process_index() == 0:
     summary_lib.write_summary(summary, output_dir)
   return summary

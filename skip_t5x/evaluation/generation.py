@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from skip_t5x import parallel
+from skip_t5x.model.decoding import DecodeConfig
 from skip_t5x.training import checkpoints as checkpoints_lib
 
 
@@ -66,6 +67,9 @@ def infer(model=gin.REQUIRED,
   local = make_prompt_batch(encoded, rows)
   placement = placement.with_length(local["decoder_input_tokens"].shape[1])
   params, step = checkpoints_lib.restore_params(model_dir, placement.abstract_params(), checkpoint_step)
+  if getattr(getattr(getattr(model, "config", None), "routing", None), "inference_skip_ratio", None) is not None:
+    from skip_t5x.evaluation import calibration  # pylint: disable=import-outside-toplevel
+    model = calibration.load_for_inference(model, model_dir, step)  # INFERENCE_SKIP_RATIO: eval's calibration
   tokens, decisions = _generate(model, placement, params, local, max_decode_length, temperature, seed,
                                 vocabulary.eos_id)
   return [_result(prompt, encoded[row], tokens[row], {k: v[row] for k, v in decisions.items()}, step,
@@ -74,13 +78,20 @@ def infer(model=gin.REQUIRED,
 
 def _generate(model, placement: parallel.Placement, params, local, max_decode_length: int, temperature: float,
               seed: int, eos_id: int):
-  """(tokens [rows, max_decode_length], {module: [rows, positions] bool}) as host numpy arrays."""
+  """(tokens [rows, max_decode_length], {module: [rows, positions] bool}) as host numpy arrays.
+
+  Decodes as the gin-configured DecodeConfig says (prefill + greedy/sampling by default); beam search
+  (DecodeConfig.beam_size > 1) returns no routing decisions.
+  """
+  decode_config = DecodeConfig().validate()
+  with_decisions = decode_config.beam_size == 1
   with placement.context():
     batch = parallel.make_global_batch(local, placement.mesh, placement.rules)
     predict = jax.jit(lambda p, b, r: model.predict_batch(
         p, b, r, max_decode_length=max_decode_length, temperature=temperature, eos_id=eos_id,
-        return_decisions=True))
-    tokens, decisions = predict(params, batch, jax.random.key(seed))
+        return_decisions=with_decisions, decode_config=decode_config))
+    output = predict(params, batch, jax.random.key(seed))
+    tokens, decisions = output if with_decisions else (output, {})
     tokens = np.asarray(jax.device_get(tokens))  # [rows, max_decode_length]
     decisions = {k: np.asarray(v) for k, v in jax.device_get(decisions).items()}  # [rows, positions]
   return tokens, decisions

@@ -4,7 +4,9 @@
 Evaluator's (index, features) stream into fixed global batches (the last one padded), feeds each process its
 slice of every batch (parallel.make_global_batch), runs one jitted program per function under the mesh, and
 returns replicated results so every process sees all of them. Every process iterates the same eval data in the
-same order; only process 0 writes files.
+same order; only process 0 writes files. Generation decodes as the gin-configured `DecodeConfig` says (default:
+prefill, then greedy with early stop; `DecodeConfig.beam_size = %BEAM_SIZE` for beam search), for as many tokens
+as each task declares (`task_decode_lengths`, at most max_decode_length).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import tensorflow as tf
 from jax.sharding import NamedSharding, PartitionSpec
 
 from skip_t5x import parallel
+from skip_t5x.model.decoding import DecodeConfig
 
 PROGRESS_EVERY_BATCHES = 5  # the runner prints how far each task's scoring or generation has got
 MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
@@ -49,16 +52,20 @@ def batches_of(dataset: tf.data.Dataset, batch_size: int) -> Iterator[Tuple[List
 class ModelRunner:
   """Jitted, sharded score/predict/density functions of one model and its params on one mesh."""
 
-  def __init__(self, model, params, mesh, rules, batch_size: int, max_decode_length: int, eos_id: int):
+  def __init__(self, model, params, mesh, rules, batch_size: int, max_decode_length: int, eos_id: int,
+               decode_config: Optional[DecodeConfig] = None):
+    """decode_config: None reads the gin bindings of DecodeConfig (prefill + greedy unless configured)."""
     parallel.check_batch_divisible(batch_size, mesh)
     if max_decode_length <= 0:
       raise ValueError(f"max_decode_length={max_decode_length} must be positive")
     self.model, self.params, self.mesh, self.rules = model, params, mesh, rules
     self.batch_size = batch_size
-    replicated = NamedSharding(mesh, PartitionSpec())
+    self.max_decode_length, self.eos_id = max_decode_length, eos_id
+    self.decode_config = (DecodeConfig() if decode_config is None else decode_config).validate()
+    self._replicated = replicated = NamedSharding(mesh, PartitionSpec())
     self._score = jax.jit(model.score_batch, out_shardings=replicated)
-    self._predict = jax.jit(functools.partial(model.predict_batch, max_decode_length=max_decode_length,
-                                              eos_id=eos_id), out_shardings=replicated)
+    self._predict_by_length: Dict[int, Callable] = {}  # one compiled generation per decode length
+    self._decode_length_by_dataset: Dict[int, int] = {}  # id(task dataset) -> its decode length
     self._loss_metrics = jax.jit(lambda p, b: model.loss_fn(p, b, None)[1], out_shardings=replicated)
     self.density_sum = 0.0
     self.density_batches = 0
@@ -87,10 +94,24 @@ class ModelRunner:
     del model_feature_shapes
     return [(i, float(s)) for i, s in self._run(self._score, dataset, "scored")]
 
+  def use_task_decode_lengths(self, datasets: Mapping[str, tf.data.Dataset], lengths: Mapping[str, int]) -> None:
+    """Generation for datasets[task] (the Evaluator's cached dataset) decodes lengths[task] tokens."""
+    for task, length in lengths.items():
+      if task in datasets:
+        self._decode_length_by_dataset[id(datasets[task])] = int(length)
+
+  def _predict(self, max_decode_length: int) -> Callable:
+    if max_decode_length not in self._predict_by_length:
+      self._predict_by_length[max_decode_length] = jax.jit(functools.partial(
+          self.model.predict_batch, max_decode_length=max_decode_length, eos_id=self.eos_id,
+          decode_config=self.decode_config), out_shardings=self._replicated)
+    return self._predict_by_length[max_decode_length]
+
   def predict_fn(self, dataset: tf.data.Dataset, model_feature_shapes=None) -> List[Tuple[int, np.ndarray]]:
-    """seqio predict_fn: (index, generated token ids [max_decode_length]) per example."""
+    """seqio predict_fn: (index, generated token ids [the task's decode length]) per example."""
     del model_feature_shapes
-    return [(i, np.asarray(t, np.int32)) for i, t in self._run(self._predict, dataset, "generated")]
+    predict = self._predict(self._decode_length_by_dataset.get(id(dataset), self.max_decode_length))
+    return [(i, np.asarray(t, np.int32)) for i, t in self._run(predict, dataset, "generated")]
 
   def measure_density(self, dataset: tf.data.Dataset, max_batches: int) -> None:
     """Accumulates the routers' execute density (deterministic routing) over up to `max_batches` batches."""
@@ -106,3 +127,14 @@ class ModelRunner:
   @property
   def mean_density(self) -> Optional[float]:
     return self.density_sum / self.density_batches if self.density_batches else None
+
+
+def task_decode_lengths(task_names, max_decode_length: int) -> Dict[str, int]:
+  """{task: tokens to generate}: the task's declared decode length (the data side's TaskSpec.max_decode_length,
+  where it exposes one) capped at max_decode_length; {} when the data side declares none."""
+  from skip_t5x.data import fewshot_tasks  # pylint: disable=import-outside-toplevel
+
+  declared = getattr(fewshot_tasks, "max_decode_length", None)
+  if declared is None:
+    return {}
+  return {name: max(1, min(int(declared(name, max_decode_length)), max_decode_length)) for name in task_names}

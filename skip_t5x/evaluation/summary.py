@@ -70,6 +70,8 @@ def build_summary(task_metrics: Mapping[str, Mapping[str, Any]], *, mixture_or_t
   target_skip_ratio = None
   if routing is not None:
     target_skip_ratio = 0.0 if getattr(routing, "routed", "none") == "none" else routing.skip_ratio
+    if getattr(routing, "inference_skip_ratio", None) is not None:  # elastic inference: run at another ratio
+      target_skip_ratio = routing.inference_skip_ratio
   return {
       "mixture_or_task_name": mixture_or_task_name,
       "step": step,
@@ -97,6 +99,14 @@ def _fmt_flops(value: Optional[float]) -> str:
   return f"{value:.0f}"
 
 
+def _elastic_line(elastic: Optional[Mapping[str, Any]]) -> list:
+  if not elastic:
+    return []
+  return [f"Elastic inference: trained at skip ratio {_fmt(elastic.get('trained_skip_ratio'), 3)}, run at "
+          f"{_fmt(elastic.get('target_skip_ratio'), 3)} (thresholds calibrated on {elastic.get('calibration_tokens')}"
+          f" held-out tokens, where the skip ratio was {_fmt(elastic.get('realized_skip_ratio'), 3)}).", ""]
+
+
 def markdown(summary: Mapping[str, Any]) -> str:
   """A paper-like table: one row per task, then the averages, then the routing and cost figures."""
   flops = summary.get("flops_per_token") or {}
@@ -107,6 +117,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
       f"(target {_fmt(summary.get('target_skip_ratio'), 3)}); "
       f"inference FLOPs/token: {_fmt_flops(flops.get('routed'))} routed, {_fmt_flops(flops.get('dense'))} dense.",
       "",
+      *_elastic_line(summary.get("elastic")),
       "| Task | Kind | Metric | Score | Chance |",
       "|---|---|---|---:|---:|",
   ]

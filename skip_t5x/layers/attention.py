@@ -3,14 +3,36 @@
 Under routing, keys and values are computed for EVERY token from the (normalized) layer input, so the KV cache stays
 complete; only executed tokens form queries. Queries carry their row index in the full sequence, so causality is by
 original position whatever subset of tokens is being run.
+
+The mask arrives as rows / segments / key mask (`AttentionMask`), never as a [batch, S, T] tensor, and one of three
+implementations computes the attention (`Attention.implementation`):
+  'auto'          a fused causal kernel where the platform has one and the call is plain causal (splash on TPU,
+                  cuDNN on GPU), else blockwise (fused_attention.py);
+  'blockwise'     online-softmax attention over key blocks, O(length) memory (blockwise_attention.py);
+  'dense_scores'  the float32 [batch, kv, group, S, T] scores in one piece: the reference, O(S x T) memory.
+Tensors carry checkpoint names (CHECKPOINT_NAMES) for the decoder's remat policies.
 """
 from __future__ import annotations
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
+
+from skip_t5x.layers import fused_attention
+from skip_t5x.layers.attention_mask import AttentionMask, materialize
+from skip_t5x.layers.blockwise_attention import ATTENTION_RESIDUALS, blockwise_attention
 
 NEG_INF = -1e30
+# Checkpoint names: the attention output and its log-sum-exp (what the backward pass needs to skip rerunning the
+# attention itself), and the projections, which cost one [batch, length, heads x head_dim] tensor each.
+CHECKPOINT_NAMES = {
+    "residuals": ATTENTION_RESIDUALS,
+    "query": "attention_query",
+    "key": "attention_key",
+    "value": "attention_value",
+    "output": "attention_output",
+}
 
 
 def rotary_embedding(x: jax.Array, positions: jax.Array, max_wavelength: float) -> jax.Array:
@@ -37,10 +59,14 @@ class Attention(nn.Module):
   rope_max_wavelength: float = 10_000.0
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
+  implementation: str = "auto"  # 'auto' | 'blockwise' | 'dense_scores' (see the module docstring)
 
   def setup(self):
     if self.num_heads % self.num_kv_heads:
       raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")
+    if self.implementation not in fused_attention.IMPLEMENTATIONS:
+      raise ValueError(f"attention implementation {self.implementation!r} must be one of "
+                       f"{fused_attention.IMPLEMENTATIONS}")
     embed, heads, kv_heads, dim = self.features, self.num_heads, self.num_kv_heads, self.head_dim
 
     def kernel(name, shape, axes, fan_in):
@@ -60,7 +86,7 @@ class Attention(nn.Module):
     keys = rotary_embedding(keys, positions, self.rope_max_wavelength)
     keys = nn.with_logical_constraint(keys, ("batch", "length", "heads", "kv"))
     values = nn.with_logical_constraint(values, ("batch", "length", "heads", "kv"))
-    return keys, values
+    return checkpoint_name(keys, CHECKPOINT_NAMES["key"]), checkpoint_name(values, CHECKPOINT_NAMES["value"])
 
   def attend(
       self,
@@ -68,7 +94,7 @@ class Attention(nn.Module):
       q_positions: jax.Array,
       keys: jax.Array,
       values: jax.Array,
-      allowed: jax.Array,
+      mask: AttentionMask,
   ) -> jax.Array:
     """Attends a subset of queries to all keys.
 
@@ -76,40 +102,52 @@ class Attention(nn.Module):
       x_q: [batch, S, embed] normalized inputs of the query tokens.
       q_positions: [batch, S] their RoPE positions.
       keys, values: [batch, T, kv_heads, head_dim].
-      allowed: [batch, S, T] bool attention mask (causality, segments, dropped keys); see `causal_mask`.
+      mask: the queries' rows, segments and the key mask (causality, packing, dropped keys); see attention_mask.py.
     Returns:
       [batch, S, embed] attention output after the output projection.
     """
-    groups = self.num_heads // self.num_kv_heads
     queries = jnp.einsum("bse,ehd->bshd", x_q.astype(self.dtype), self.w_query.astype(self.dtype))
     queries = rotary_embedding(queries, q_positions, self.rope_max_wavelength)  # [batch, S, heads, head_dim]
-    queries = queries * (self.head_dim ** -0.5)
-    batch, s = queries.shape[:2]
-    queries = queries.reshape(batch, s, self.num_kv_heads, groups, self.head_dim)  # [batch, S, kv, group, dim]
-    scores = jnp.einsum("bskgd,btkd->bkgst", queries, keys).astype(jnp.float32)  # [batch, kv, group, S, T]
-    scores = jnp.where(allowed[:, None, None, :, :], scores, NEG_INF)
-    probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-    context = jnp.einsum("bkgst,btkd->bskgd", probs, values)  # [batch, S, kv, group, dim]
-    context = context.reshape(batch, s, self.num_heads, self.head_dim)
+    queries = checkpoint_name(queries * (self.head_dim ** -0.5), CHECKPOINT_NAMES["query"])
+    context = attention_context(queries, keys, values, mask, self.implementation)  # [batch, S, heads, head_dim]
     context = nn.with_logical_constraint(context, ("batch", "length", "heads", "kv"))
-    return jnp.einsum("bshd,hde->bse", context, self.w_out.astype(self.dtype))  # [batch, S, embed]
+    output = jnp.einsum("bshd,hde->bse", context, self.w_out.astype(self.dtype))  # [batch, S, embed]
+    return checkpoint_name(output, CHECKPOINT_NAMES["output"])
 
 
-def causal_mask(
-    q_rows: jax.Array,
-    key_rows: jax.Array,
-    q_segments: jax.Array | None = None,
-    key_segments: jax.Array | None = None,
-    key_mask: jax.Array | None = None,
-) -> jax.Array:
-  """allowed[b, s, t] = key t is at or before query s, in the same segment, and not masked out.
+def attention_context(queries: jax.Array, keys: jax.Array, values: jax.Array, mask: AttentionMask,
+                      implementation: str = "auto") -> jax.Array:
+  """softmax(q . k^T, masked) . v by the chosen implementation.
 
-  q_rows: [batch, S]; key_rows: [T] or [batch, T]; segments: [batch, S] / [batch, T]; key_mask: [batch, T].
+  queries: [batch, S, heads, head_dim] (scaled); keys, values: [batch, T, kv_heads, head_dim] -> [batch, S, heads,
+  head_dim].
   """
-  key_rows = jnp.broadcast_to(key_rows, (q_rows.shape[0], key_rows.shape[-1]))
-  allowed = key_rows[:, None, :] <= q_rows[:, :, None]  # [batch, S, T]
-  if q_segments is not None and key_segments is not None:
-    allowed &= q_segments[:, :, None] == key_segments[:, None, :]
-  if key_mask is not None:
-    allowed &= key_mask[:, None, :].astype(bool)
-  return allowed
+  platform = fused_attention.target_platform()
+  kind = fused_attention.choose_implementation(
+      implementation, platform=platform, mask=mask, num_keys=keys.shape[1], head_dim=queries.shape[-1],
+      dtype=queries.dtype)
+  if kind in ("splash", "cudnn"):
+    with jax.named_scope(f"{kind}_attention"):  # the scope names the implementation (the AOT report lists them)
+      context = fused_attention.fused_causal_attention(kind, queries, keys, values, mask)
+    if context is not None:
+      return context
+    kind = "blockwise"
+  if kind == "blockwise":
+    block = fused_attention.blockwise_block_size(platform)
+    with jax.named_scope("blockwise_attention"):
+      return blockwise_attention(queries, keys, values, mask, block_q=block, block_k=block)
+  with jax.named_scope("dense_scores_attention"):
+    return dense_scores_attention(queries, keys, values, mask)
+
+
+def dense_scores_attention(queries: jax.Array, keys: jax.Array, values: jax.Array, mask: AttentionMask) -> jax.Array:
+  """The reference: float32 scores [batch, kv, group, S, T] in one piece. A query with no allowed key gets zeros."""
+  batch, s, heads, dim = queries.shape
+  kv_heads = keys.shape[2]
+  queries = queries.reshape(batch, s, kv_heads, heads // kv_heads, dim)  # [batch, S, kv, group, dim]
+  scores = jnp.einsum("bskgd,btkd->bkgst", queries, keys).astype(jnp.float32)  # [batch, kv, group, S, T]
+  allowed = materialize(mask, keys.shape[1])[:, None, None, :, :]  # [batch, 1, 1, S, T]
+  scores = jnp.where(allowed, scores, NEG_INF)
+  probs = jnp.where(jnp.any(allowed, axis=-1, keepdims=True), jax.nn.softmax(scores, axis=-1), 0.0)
+  context = jnp.einsum("bkgst,btkd->bskgd", probs.astype(values.dtype), values)  # [batch, S, kv, group, dim]
+  return checkpoint_name(context.reshape(batch, s, heads, dim), ATTENTION_RESIDUALS)

@@ -1,31 +1,28 @@
-"""Routers: per-token binary decisions (skip, execute) and their auxiliary losses.
+"""Routers and their configuration: per-token binary decisions (skip, execute) and their auxiliary losses.
 
 A router reads the pre-norm hidden state of a routed module (cast to float32) and produces two logits per token:
-index 0 = skip, index 1 = execute. Policies turn logits into hard decisions plus a differentiable gate:
+index 0 = skip, index 1 = execute. The policies that turn logits into decisions (gumbel, threshold, early_exit,
+random, expert_choice with its causal predictor) live in policies.py; `decide` and `Decision` are re-exported here.
 
-- ``gumbel`` (default): straight-through Gumbel-softmax while training (hard one-hot forward, soft backward, with a
-  temperature), argmax when deterministic (evaluation and decoding).
-- ``threshold``: execute when p(execute) > threshold; straight-through gate.
-- ``expert_choice``: each sequence executes its top-C tokens by p(execute) (Mixture-of-Depths style). A token's
-  decision depends on later tokens, so this policy is NOT causal and cannot be decoded incrementally.
-
-The gate equals 1.0 in the forward pass for executed tokens (``hard + soft - stop_gradient(soft)``) and carries the
-router's gradient in the backward pass; routed modules compute ``y = x + gate * f(x)``.
+Capacity (gather dispatch) is per row: ``C_row = ceil(capacity_factor * P * real_length_row)``, so a sequence's
+decisions do not depend on how much padding follows it; buffers are sized by the static ``capacity(length)``.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-SKIP, EXECUTE = 0, 1
+from skip_t5x.layers.policies import EXECUTE, EXECUTE_ALL, SKIP, Decision, RouteContext, decide  # noqa: F401
+
 ROUTED_CHOICES = ("layer", "attention", "ffn", "none")
 DISPATCH_CHOICES = ("masked", "gather")
-POLICY_CHOICES = ("gumbel", "threshold", "expert_choice")
+POLICY_CHOICES = ("gumbel", "threshold", "early_exit", "random", "expert_choice")
 LAYER_PATTERNS = ("all", "every_other")
 
 
@@ -47,11 +44,33 @@ class RoutingConfig:
   # 'gumbel': also hold the deterministic (argmax) decisions used at evaluation to the budget. Sampled decisions can
   # meet the budget with every p(execute) near P while argmax then executes all or nothing; this term closes that gap.
   budget_argmax: bool = True
+  seed: int = 0  # 'random' policy: hashed with (layer, position, token id) into evaluation decisions
+  # 'expert_choice': hidden width of the causal predictor of top-C membership (an MLP on a stop-gradient copy of
+  # the router input) that decides at evaluation and decoding; 0 = no predictor (top-C at evaluation, no decoding)
+  predictor_dim: int = 64
+  predictor_loss_weight: float = 0.1  # weight of the predictor's binary cross entropy toward top-C membership
+  # Elastic inference (evaluation/calibration.py): the skip ratio to run at, and one threshold on the gap
+  # (execute - skip logit, or the policy's score) per routed module, in routed-module order. Eval/infer time only.
+  inference_skip_ratio: Optional[float] = None
+  gap_thresholds: Optional[Tuple[float, ...]] = None
 
   @property
   def target_density(self) -> float:
     """P: the fraction of tokens that should execute each routed module."""
     return 1.0 - self.skip_ratio
+
+  @property
+  def capacity_density(self) -> float:
+    """The density gather capacity is sized for: P, or 1 - inference_skip_ratio when running elastically."""
+    return self.target_density if self.inference_skip_ratio is None else 1.0 - self.inference_skip_ratio
+
+  @property
+  def has_router(self) -> bool:
+    return self.policy != "random"
+
+  @property
+  def has_predictor(self) -> bool:
+    return self.policy == "expert_choice" and self.predictor_dim > 0
 
   @property
   def enabled(self) -> bool:
@@ -79,6 +98,16 @@ class RoutingConfig:
       bad("threshold", self.threshold, "must be in (0, 1)")
     if self.aux_loss_weight < 0 or self.z_loss_weight < 0:
       bad("aux_loss_weight/z_loss_weight", (self.aux_loss_weight, self.z_loss_weight), "must be >= 0")
+    if not isinstance(self.predictor_dim, int) or self.predictor_dim < 0:
+      bad("predictor_dim", self.predictor_dim, "must be an integer >= 0")
+    if self.predictor_loss_weight < 0:
+      bad("predictor_loss_weight", self.predictor_loss_weight, "must be >= 0")
+    if self.inference_skip_ratio is not None and not 0.0 <= self.inference_skip_ratio < 1.0:
+      bad("inference_skip_ratio", self.inference_skip_ratio, "must be None or in [0, 1)")
+    if self.gap_thresholds is not None and num_layers is not None:
+      routed = sum(self.is_layer_routed(i, num_layers) for i in range(num_layers))
+      if len(self.gap_thresholds) != routed:
+        bad("gap_thresholds", self.gap_thresholds, f"needs one threshold per routed module ({routed})")
     if isinstance(self.routed_layers, str):
       if self.routed_layers not in LAYER_PATTERNS:
         bad("routed_layers", self.routed_layers, f"must be one of {LAYER_PATTERNS} or a list of layer indices")
@@ -101,9 +130,19 @@ class RoutingConfig:
     return layer in tuple(self.routed_layers)
 
   def capacity(self, length: int) -> int:
-    """Per-sequence capacity of gather dispatch: ceil(capacity_factor * P * length), clipped to [1, length]."""
-    c = math.ceil(self.capacity_factor * self.target_density * length - 1e-9)
+    """Static capacity (buffer size) of gather dispatch: ceil(capacity_factor * P * length), in [1, length]."""
+    c = math.ceil(self.capacity_factor * self.capacity_density * length - 1e-9)
     return int(min(max(c, 1), length))
+
+  def row_capacity(self, real_lengths: jax.Array, length: int) -> jax.Array:
+    """Per-row capacity ceil(capacity_factor * P * real_length) [batch] int32, from the rows' real lengths.
+
+    Computed exactly as `capacity` (a table over 0..length, float64 on the host), so a row with no padding gets
+    `capacity(length)` and the same row padded longer gets the same capacity.
+    """
+    table = np.array([0] + [self.capacity(n) for n in range(1, length + 1)], np.int32)  # [length + 1]
+    index = jnp.clip(jnp.asarray(real_lengths).astype(jnp.int32), 0, length)
+    return jnp.asarray(table)[index]
 
 
 class Router(nn.Module):
@@ -131,60 +170,6 @@ def _execute_bias_init(key, shape, dtype=jnp.float32):
   """Start every router preferring to execute (logit gap +1), so training starts from the dense model."""
   del key
   return jnp.zeros(shape, dtype).at[EXECUTE].set(1.0)
-
-
-@dataclasses.dataclass
-class Decision:
-  """Result of routing one module for a batch of sequences."""
-
-  execute: jax.Array  # [batch, length] bool: the token runs the module
-  gate: jax.Array  # [batch, length] float32: 1.0 forward where executed; carries router gradients
-  execute_prob: jax.Array  # [batch, length] float32: softmax(logits)[..., EXECUTE]
-  argmax_execute: jax.Array  # [batch, length] bool: the deterministic decision (what evaluation would do)
-
-
-def decide(
-    logits: jax.Array,
-    config: RoutingConfig,
-    *,
-    deterministic: bool,
-    token_mask: jax.Array,
-    rng: jax.Array | None = None,
-) -> Decision:
-  """Turns router logits [batch, length, 2] into per-token decisions under `config.policy`.
-
-  Padding tokens (token_mask == 0) never execute.
-  """
-  probs = jax.nn.softmax(logits, axis=-1)  # [batch, length, 2]
-  p_exec = probs[..., EXECUTE]
-  token_mask = token_mask.astype(bool)
-
-  if config.policy == "gumbel":
-    if deterministic:
-      soft = probs
-      hard_exec = logits[..., EXECUTE] > logits[..., SKIP]
-    else:
-      if rng is None:
-        raise ValueError("the 'gumbel' routing policy needs a 'gumbel' rng stream while training")
-      noise = jax.random.gumbel(rng, logits.shape, jnp.float32)
-      soft = jax.nn.softmax((logits + noise) / config.temperature, axis=-1)
-      hard_exec = soft[..., EXECUTE] > soft[..., SKIP]
-    soft_exec = soft[..., EXECUTE]
-  elif config.policy == "threshold":
-    soft_exec = p_exec
-    hard_exec = p_exec > config.threshold
-  else:  # expert_choice: top-C per sequence (non-causal)
-    soft_exec = p_exec
-    capacity = config.capacity(logits.shape[1])
-    scores = jnp.where(token_mask, p_exec, -1.0)
-    _, top = jax.lax.top_k(scores, capacity)  # [batch, capacity]
-    hard_exec = jax.vmap(lambda t: jnp.zeros(scores.shape[1], bool).at[t].set(True))(top)
-
-  hard_exec = hard_exec & token_mask
-  hard = hard_exec.astype(jnp.float32)
-  gate = hard + (soft_exec - jax.lax.stop_gradient(soft_exec))  # exactly == hard in the forward pass
-  argmax_exec = hard_exec if config.policy != "gumbel" else (logits[..., EXECUTE] > logits[..., SKIP]) & token_mask
-  return Decision(execute=hard_exec, gate=gate, execute_prob=p_exec, argmax_execute=argmax_exec)
 
 
 def router_z_loss(logits: jax.Array, token_mask: jax.Array) -> jax.Array:

@@ -42,5 +42,8 @@ class LanguageModel(DecodableModel, Protocol):
 
   def predict_batch(self, params: Params, batch: Batch, rng: Optional[jax.Array] = None, *,
                     max_decode_length: int, temperature: float = 0.0, eos_id: int = 1,
-                    return_decisions: bool = False) -> Any:
-    """Generated tokens [batch, max_decode_length] (0 after eos), with decisions when asked."""
+                    return_decisions: bool = False, decode_config: Any = None) -> Any:
+    """Generated tokens [batch, max_decode_length] (0 after eos), with decisions when asked.
+
+    decode_config: a model.decoding.DecodeConfig (prefill or token-by-token, beam size); None for the default.
+    """

@@ -3,6 +3,9 @@
 Each layer is pre-norm: x -> x + Attention(RMSNorm(x)) -> x + GatedMlp(RMSNorm(x)). Depending on
 `RoutingConfig.routed`, a routed layer wraps in a SkipLayer the whole layer ('layer'), its attention ('attention')
 or its FFN ('ffn'). Attention keys/values are always computed for every token (see layers/attention.py).
+Routing side inputs travel with the layers: the token ids and positions (hashed by the 'random' policy), a layer
+index and an elastic gap threshold per layer (scanned inputs under nn.scan), and early exit's `exited` masks
+[batch, length, 2] (part of the carry, so a token that skipped one routed module skips every later one).
 """
 from __future__ import annotations
 
@@ -13,19 +16,29 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from skip_t5x.layers.attention import Attention, causal_mask
+from skip_t5x.layers.attention import CHECKPOINT_NAMES, Attention
+from skip_t5x.layers.attention_mask import AttentionMask
+from skip_t5x.layers.fused_attention import IMPLEMENTATIONS as ATTENTION_IMPLEMENTATIONS
 from skip_t5x.layers.embed import Embed, OutputHead
 from skip_t5x.layers.kv_cache import KVCache
 from skip_t5x.layers.mlp import GatedMlp
 from skip_t5x.layers.norms import RMSNorm
-from skip_t5x.layers.routing import RoutingConfig
+from skip_t5x.layers.routing import RouteContext, RoutingConfig
+from skip_t5x.model.routing_inputs import initial_exit_state, per_layer_route_inputs
 from skip_t5x.layers.skip import SkipLayer
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# What each layer keeps for the backward pass (the rest is recomputed there). 'attention' keeps only the attention
+# output and its log-sum-exp: the backward reruns the projections and the FFN but never the attention itself, and
+# nothing per layer is larger than the residual stream. 'attention_projections' also keeps the q/k/v/output
+# projections (4 more tensors of that size per layer), so only the FFN is recomputed.
 REMAT_POLICIES = {
     "none": None,
     "full": jax.checkpoint_policies.nothing_saveable,
     "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    "attention": jax.checkpoint_policies.save_only_these_names(CHECKPOINT_NAMES["residuals"]),
+    "attention_projections": jax.checkpoint_policies.save_only_these_names(
+        *(CHECKPOINT_NAMES[name] for name in ("residuals", "query", "key", "value", "output"))),
 }
 
 
@@ -44,7 +57,9 @@ class DecoderConfig:
   dtype: str = "float32"  # activations: 'float32' or 'bfloat16'
   param_dtype: str = "float32"
   scan_layers: bool = False
-  remat: str = "none"  # 'none', 'full' or 'dots'
+  remat: str = "none"  # a REMAT_POLICIES key: 'none', 'full', 'dots', 'attention', 'attention_projections'
+  attention: str = "auto"  # 'auto' (fused kernel where it applies) | 'blockwise' | 'dense_scores'
+  mlp_token_chunk: int = 0  # > 0: the FFN runs (and is rematerialized) this many tokens at a time; 0: all at once
   rope_max_wavelength: float = 10_000.0
   routing: RoutingConfig = RoutingConfig()
 
@@ -65,6 +80,10 @@ class DecoderConfig:
         bad(field, f"must be one of {sorted(DTYPES)}")
     if self.remat not in REMAT_POLICIES:
       bad("remat", f"must be one of {sorted(REMAT_POLICIES)}")
+    if self.attention not in ATTENTION_IMPLEMENTATIONS:
+      bad("attention", f"must be one of {ATTENTION_IMPLEMENTATIONS}")
+    if not isinstance(self.mlp_token_chunk, int) or self.mlp_token_chunk < 0:
+      bad("mlp_token_chunk", "must be an integer >= 0 (0: no chunking)")
     if self.mlp_activation not in ("silu", "gelu", "relu"):
       bad("mlp_activation", "must be 'silu', 'gelu' or 'relu'")
     self.routing.validate(self.num_layers)
@@ -100,9 +119,11 @@ class TokenInfo:
   positions: jax.Array  # [batch, length] RoPE positions
   token_mask: jax.Array  # [batch, length] bool: real (non-padding) tokens
   segment_ids: Optional[jax.Array] = None  # [batch, length] packed-sequence ids
+  token_ids: Optional[jax.Array] = None  # [batch, length] int32 input tokens (the 'random' policy hashes them)
 
 
-jax.tree_util.register_dataclass(TokenInfo, data_fields=["positions", "token_mask", "segment_ids"], meta_fields=[])
+jax.tree_util.register_dataclass(
+    TokenInfo, data_fields=["positions", "token_mask", "segment_ids", "token_ids"], meta_fields=[])
 
 
 class DecoderLayer(nn.Module):
@@ -114,14 +135,17 @@ class DecoderLayer(nn.Module):
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, info: TokenInfo) -> tuple[jax.Array, dict[str, Any]]:
+  def __call__(self, x: jax.Array, info: TokenInfo, exited: Optional[jax.Array] = None, layer_index: Any = 0,
+               gap_threshold: Optional[jax.Array] = None) -> tuple[jax.Array, dict[str, Any], Optional[jax.Array]]:
+    """-> (x, routing stats per module, early exit's updated `exited` masks)."""
     cfg, rc = self.config, self.config.routing
     dtype, param_dtype = DTYPES[cfg.dtype], DTYPES[cfg.param_dtype]
     attn_norm = RMSNorm(dtype=dtype, param_dtype=param_dtype, name="pre_attention_norm")
     ffn_norm = RMSNorm(dtype=dtype, param_dtype=param_dtype, name="pre_ffn_norm")
     attention = Attention(cfg.d_model, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.rope_max_wavelength,
-                          dtype=dtype, param_dtype=param_dtype, name="attention")
-    mlp = GatedMlp(cfg.mlp_dim, cfg.mlp_activation, dtype=dtype, param_dtype=param_dtype, name="mlp")
+                          dtype=dtype, param_dtype=param_dtype, implementation=cfg.attention, name="attention")
+    mlp = GatedMlp(cfg.mlp_dim, cfg.mlp_activation, dtype=dtype, param_dtype=param_dtype,
+                   token_chunk=cfg.mlp_token_chunk, name="mlp")
     kv_cache = KVCache(name="kv_cache") if self.decode else None
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))  # [batch, length, embed]
     x_norm = attn_norm(x)
@@ -133,12 +157,16 @@ class DecoderLayer(nn.Module):
       all_keys, all_values, key_mask, row_offset = keys, values, key_mask, 0
       if kv_cache is not None:
         all_keys, all_values, key_mask, row_offset = kv_cache(keys, values, key_mask)
-      key_rows = jnp.arange(all_keys.shape[1], dtype=jnp.int32)
       segments = info.segment_ids
       q_segments = None if segments is None else jnp.take_along_axis(segments, rows, axis=-1)
-      allowed = causal_mask(rows + row_offset, key_rows, q_segments, segments, key_mask if drop_keys else None)
+      # rows, segments and key mask: the attention builds its mask tile by tile (no [batch, S, T] tensor);
+      # all_rows is a contiguous chunk at the cache offset, which lets it skip future key blocks or use a fused kernel
+      # decoding: the cached key mask also hides the rows a prefill wrote past each sequence's prompt
+      mask = AttentionMask(rows + row_offset, q_segments, segments,
+                           key_mask if drop_keys or kv_cache is not None else None,
+                           q_start=row_offset if rows is all_rows else None)
       q_positions = jnp.take_along_axis(info.positions, rows, axis=-1)
-      return attention.attend(attn_norm(x_sub), q_positions, all_keys, all_values, allowed)
+      return attention.attend(attn_norm(x_sub), q_positions, all_keys, all_values, mask)
 
     def ffn_delta(h_sub, rows, keep):
       del rows, keep
@@ -150,7 +178,9 @@ class DecoderLayer(nn.Module):
 
     all_rows = jnp.broadcast_to(jnp.arange(x.shape[1], dtype=jnp.int32), x.shape[:2])
     skip = lambda name: SkipLayer(rc, name=name)
-    route_kwargs = dict(deterministic=self.deterministic, decode=self.decode)
+    context = RouteContext(token_ids=info.token_ids, positions=info.positions, layer_index=layer_index,
+                           gap_threshold=gap_threshold, exited=exited)
+    route_kwargs = dict(deterministic=self.deterministic, decode=self.decode, context=context)
     stats = {}
     if not self.routed:
       x = x + attention_delta(x, all_rows, info.token_mask)
@@ -163,7 +193,9 @@ class DecoderLayer(nn.Module):
     else:  # 'ffn'
       x = x + attention_delta(x, all_rows, info.token_mask)
       x, stats["ffn"] = skip("skip_ffn")(x, ffn_norm(x), ffn_delta, info.token_mask, **route_kwargs)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed")), stats
+    for module_stats in stats.values():
+      exited = module_stats.pop("exited", exited)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed")), stats, exited
 
 
 class DecoderBlock(nn.Module):
@@ -175,16 +207,20 @@ class DecoderBlock(nn.Module):
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, info: TokenInfo):
+  def __call__(self, carry: tuple, info: TokenInfo, per_layer: dict[str, jax.Array]):
+    """carry: (x, exited); per_layer: {'index'[, 'gap_threshold']}, one entry per layer of the block."""
+    x, exited = carry
     layer_cls = DecoderLayer
     policy = REMAT_POLICIES[self.config.remat]
     if self.config.remat != "none":
       layer_cls = nn.remat(DecoderLayer, policy=policy, prevent_cse=not self.config.scan_layers)
     block_stats = []
     for j, routed in enumerate(self.routed_flags):
-      x, stats = layer_cls(self.config, routed, self.deterministic, self.decode, name=f"sub_{j}")(x, info)
+      layer = layer_cls(self.config, routed, self.deterministic, self.decode, name=f"sub_{j}")
+      threshold = per_layer["gap_threshold"][j] if "gap_threshold" in per_layer else None
+      x, stats, exited = layer(x, info, exited, per_layer["index"][j], threshold)
       block_stats.append(stats)
-    return x, block_stats
+    return (x, exited), block_stats
 
 
 class Decoder(nn.Module):
@@ -202,7 +238,13 @@ class Decoder(nn.Module):
       *,
       deterministic: bool = True,
       decode: bool = False,
+      gap_thresholds: Optional[jax.Array] = None,
+      logits_at: Optional[jax.Array] = None,
   ) -> tuple[jax.Array, dict[str, dict[str, jax.Array]]]:
+    """gap_thresholds: [num_routed] elastic cuts on the routers' gaps (evaluation; see evaluation/calibration.py).
+
+    logits_at: [batch, k] row indices: logits [batch, k, vocab] of those rows only (a prefill needs one per row).
+    """
     cfg = self.config
     dtype, param_dtype = DTYPES[cfg.dtype], DTYPES[cfg.param_dtype]
     batch, length = tokens.shape
@@ -210,7 +252,10 @@ class Decoder(nn.Module):
       positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
     if token_mask is None:
       token_mask = jnp.ones((batch, length), bool) if segment_ids is None else segment_ids > 0
-    info = TokenInfo(positions=positions, token_mask=token_mask.astype(bool), segment_ids=segment_ids)
+    info = TokenInfo(positions=positions, token_mask=token_mask.astype(bool), segment_ids=segment_ids,
+                     token_ids=tokens)
+    per_layer = per_layer_route_inputs(cfg, gap_thresholds)
+    exited = initial_exit_state(cfg, batch, length)  # None unless early exit
 
     x = Embed(cfg.vocab_size, cfg.d_model, dtype=dtype, param_dtype=param_dtype, name="token_embedder")(tokens)
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))  # [batch, length, embed]
@@ -222,11 +267,13 @@ class Decoder(nn.Module):
           DecoderBlock,
           variable_axes={"params": 0, "cache": 0},
           split_rngs={"params": True, "gumbel": True},
-          in_axes=(nn.broadcast,),
+          in_axes=(nn.broadcast, 0),
           length=cfg.num_layers // period,
           metadata_params={nn.PARTITION_NAME: "layers"},
       )
-      x, block_stats = scanned(cfg, flags[:period], deterministic, decode, name="layers")(x, info)
+      per_block = jax.tree.map(lambda v: v.reshape(cfg.num_layers // period, period), per_layer)
+      (x, _), block_stats = scanned(cfg, flags[:period], deterministic, decode, name="layers")(
+          (x, exited), info, per_block)
       for j, layer_stats in enumerate(block_stats):  # each leaf: [num_blocks]
         for module, values in layer_stats.items():
           for b in range(cfg.num_layers // period):
@@ -234,9 +281,11 @@ class Decoder(nn.Module):
     else:
       for i, routed in enumerate(flags):
         block = DecoderBlock(cfg, (routed,), deterministic, decode, name=f"layer_{i:02d}")
-        x, (layer_stats,) = block(x, info)
+        (x, exited), (layer_stats,) = block((x, exited), info, jax.tree.map(lambda v: v[i:i + 1], per_layer))
         for module, values in layer_stats.items():
           stats[_module_name(i, module)] = values
+    if logits_at is not None:
+      x = jnp.take_along_axis(x, logits_at[:, :, None], axis=1)  # [batch, k, embed]
     x = RMSNorm(dtype=dtype, param_dtype=param_dtype, name="final_norm")(x)
     logits = OutputHead(cfg.vocab_size, dtype=dtype, param_dtype=param_dtype, name="logits_dense")(x)
     logits = nn.with_logical_constraint(logits, ("batch", "length", "vocab"))

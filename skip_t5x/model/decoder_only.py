@@ -6,6 +6,7 @@ decoder_loss_weights, and optionally decoder_segment_ids / decoder_positions (pa
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, Optional
 
 import flax.linen as nn
@@ -32,6 +33,11 @@ class DecoderOnlyModel:
     self.z_loss = z_loss
     self.label_smoothing = label_smoothing
 
+  def with_routing(self, **changes) -> "DecoderOnlyModel":
+    """The same model (same parameter tree) with RoutingConfig fields changed, e.g. elastic inference thresholds."""
+    config = dataclasses.replace(self.config, routing=dataclasses.replace(self.config.routing, **changes))
+    return type(self)(config, z_loss=self.z_loss, label_smoothing=self.label_smoothing)
+
   # ---- parameters ----------------------------------------------------------------------------------------------
   def get_initial_variables(self, rng: jax.Array, input_shapes: Mapping[str, tuple[int, ...]]) -> dict:
     """Boxed variables ({'params': tree of nn.Partitioned}) for inputs of the given shapes."""
@@ -47,7 +53,8 @@ class DecoderOnlyModel:
     return init(rng)
 
   # ---- forward -------------------------------------------------------------------------------------------------
-  def _forward(self, params: Params, batch: Batch, rng: Optional[jax.Array]):
+  def _forward(self, params: Params, batch: Batch, rng: Optional[jax.Array],
+               gap_thresholds: Optional[jax.Array] = None):
     deterministic = rng is None
     rngs = None if deterministic else {"gumbel": rng}
     return self.module.apply(
@@ -58,6 +65,7 @@ class DecoderOnlyModel:
         _token_mask(batch),
         deterministic=deterministic,
         rngs=rngs,
+        gap_thresholds=gap_thresholds,
     )
 
   def loss_fn(self, params: Params, batch: Batch, dropout_rng: Optional[jax.Array]) -> tuple[jax.Array, dict]:
@@ -102,6 +110,19 @@ class DecoderOnlyModel:
     _, routing_stats = self._forward(params, batch, None)
     return decoding.decisions_of(routing_stats)
 
+  def routing_gaps(self, params: Params, batch: Batch, gap_thresholds: Optional[jax.Array] = None) -> dict:
+    """Deterministic routing under elastic thresholds [num_routed] (None: the config's), for calibration.
+
+    Returns {'gap': {module: [batch, length] float32}, 'execute': {module: [batch, length] bool},
+    'token_mask': [batch, length] bool}: each module's decision score (execute iff gap > threshold) and decision.
+    """
+    _, routing_stats = self._forward(params, batch, None, gap_thresholds)
+    token_mask = _token_mask(batch)
+    if token_mask is None:
+      token_mask = jnp.ones(batch["decoder_input_tokens"].shape, bool)
+    return {"gap": {name: s["gap"] for name, s in routing_stats.items()},
+            "execute": decoding.decisions_of(routing_stats), "token_mask": token_mask}
+
   def predict_batch(
       self,
       params: Params,
@@ -112,23 +133,25 @@ class DecoderOnlyModel:
       temperature: float = 0.0,
       eos_id: int = 1,
       return_decisions: bool = False,
+      decode_config: Optional[decoding.DecodeConfig] = None,
   ):
     """Continues each prompt with a KV cache; the routers decide per new token (argmax).
 
     The prompt of row b is the first sum(decoder_causal_attention[b]) tokens of decoder_input_tokens[b] (seqio
     PrefixLMFeatureConverter layout); without decoder_causal_attention the prompt is the non-padding prefix.
-    Returns generated tokens [batch, max_decode_length] (0 after eos), and with `return_decisions` also the
-    per-module execute masks over prompt + generated positions.
+    `decode_config` (None: DecodeConfig(), with its gin bindings) picks prefill or token-by-token decoding and
+    the beam size. Returns generated tokens [batch, max_decode_length] (0 after eos), and with `return_decisions`
+    also the per-module execute masks over prompt + generated positions.
     """
     tokens = batch["decoder_input_tokens"]
     if "decoder_causal_attention" in batch:
       prompt_lengths = jnp.sum(batch["decoder_causal_attention"], axis=-1).astype(jnp.int32)
     else:
       prompt_lengths = jnp.sum(tokens != 0, axis=-1).astype(jnp.int32) + 1  # +1: the leading BOS (0)
-    return decoding.greedy_or_sample(
+    return decoding.decode(
         self, params, tokens, prompt_lengths, rng,
         max_decode_length=max_decode_length, temperature=temperature, eos_id=eos_id,
-        return_decisions=return_decisions)
+        return_decisions=return_decisions, config=decode_config)
 
 
 def _token_mask(batch: Batch) -> Optional[jax.Array]:

@@ -1,7 +1,10 @@
 """Analytic FLOPs per token for any DecoderConfig, dense or routed.
 
 Counts matrix multiplies (2 FLOPs per multiply-add), as implemented: keys and values are computed for every token
-(also in routed layers), queries/attention/output projection and the FFN only for executed tokens, plus the routers.
+(also in routed layers), queries/attention/output projection and the FFN only for executed tokens, plus the routers
+of every policy: 'gumbel', 'threshold' and 'early_exit' run one router per routed module on every token (early
+exit's exited tokens still run it and still produce keys/values); 'random' has no router (a hash, not counted);
+'expert_choice' adds Mixture-of-Depths' predictor MLP (d_model -> predictor_dim -> 1) when it has one.
 Attention scores are counted against `seq_len` keys per query (the dense [queries, keys] product that is computed,
 causal mask or not). Training counts forward + backward as 3x forward.
 
@@ -36,6 +39,15 @@ def layer_flops(config: DecoderConfig, seq_len: int, attn_fraction: float, ffn_f
   }
 
 
+def router_flops(config: DecoderConfig) -> dict[str, float]:
+  """Forward FLOPs per token of one routed module's decision-making, by policy."""
+  rc, e = config.routing, config.d_model
+  result = {"router": 0.0 if not rc.has_router else 2.0 * e * 2}
+  if rc.has_predictor:
+    result["predictor"] = 2.0 * e * rc.predictor_dim + 2.0 * rc.predictor_dim
+  return result
+
+
 def flops_per_token(
     config: DecoderConfig, *, seq_len: int, training: bool = False, density: Optional[float] = None
 ) -> dict[str, float]:
@@ -53,7 +65,8 @@ def flops_per_token(
       totals[name] = totals.get(name, 0.0) + value
     dense_total += sum(layer_flops(config, seq_len, 1.0, 1.0).values())
     if routed:
-      totals["router"] = totals.get("router", 0.0) + 2.0 * config.d_model * 2
+      for name, value in router_flops(config).items():
+        totals[name] = totals.get(name, 0.0) + value
   totals["output_head"] = 2.0 * config.d_model * config.vocab_size
   dense_total += totals["output_head"]
   factor = 3.0 if training else 1.0

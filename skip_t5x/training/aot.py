@@ -21,7 +21,8 @@ from skip_t5x.model import flops as flops_lib
 from skip_t5x.training import input_pipeline
 from skip_t5x.training.program import TrainProgram, TrainSpec, build_program
 from skip_t5x.training.aot_report import (COMPILER_OOM, HBM_PER_CORE_BYTES, UNITS, AotError, AotReport, DoesNotFitError,
-                                 format_gib, format_report, largest_arrays, matmul_flops)
+                                 attention_implementations, format_gib, format_report, largest_arrays,
+                                 matmul_flops)
 
 
 def hbm_bytes_per_device(device) -> int:
@@ -115,7 +116,9 @@ def compile_train_step(topology: str, spec: Optional[TrainSpec] = None, top_arra
     program_flops = matmul_flops(traced.jaxpr.jaxpr)
     compiled = _compile(traced, topology, program) if compile else None
   seconds = time.monotonic() - start
-  return _report(topology, program, compiled, program_flops, seconds, top_arrays)
+  report = _report(topology, program, compiled, program_flops, seconds, top_arrays)
+  report.attention = attention_implementations(traced.jaxpr.jaxpr)
+  return report
 
 
 def _report(topology: str, program: TrainProgram, compiled, program_flops: float, seconds: float,

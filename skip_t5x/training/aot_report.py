@@ -81,6 +81,7 @@ class AotReport:
   analytic_flops_per_step: Optional[float]
   compile_seconds: float
   largest_arrays: List[ArrayInfo]
+  attention: List[str] = dataclasses.field(default_factory=list)  # implementations in the step, e.g. ['splash']
   gin_files: List[str] = dataclasses.field(default_factory=list)
   gin_bindings: List[str] = dataclasses.field(default_factory=list)
 
@@ -144,6 +145,20 @@ def matmul_flops(jaxpr) -> float:
   return total
 
 
+ATTENTION_SCOPE = re.compile(r"\b(splash|cudnn|blockwise|dense_scores)_attention\b")
+
+
+def attention_implementations(jaxpr) -> List[str]:
+  """The attention implementations a jaxpr runs, from the named scopes layers/attention.py puts around each."""
+  found = set()
+  for eqn in jaxpr.eqns:
+    found.update(ATTENTION_SCOPE.findall(str(eqn.source_info.name_stack)))
+    for value in eqn.params.values():
+      for sub in sub_jaxprs(value):
+        found.update(attention_implementations(sub))
+  return sorted(found)
+
+
 def format_spec(spec) -> str:
   return "P(" + ", ".join(repr(s) if s is not None else "None" for s in spec) + ")"
 
@@ -176,7 +191,7 @@ def format_report(report: AotReport) -> str:
       f"AOT for {report.topology}: {report.num_chips} x {report.device_kind}, {format_gib(report.hbm_bytes)} HBM each; "
       f"{verb} in {report.compile_seconds:.1f} s",
       f"mesh {report.mesh}; batch {report.batch_size} x {report.sequence_length} tokens; "
-      f"{report.num_params / 1e6:.1f}M params",
+      f"{report.num_params / 1e6:.1f}M params; attention: {', '.join(report.attention) or 'none'}",
   ]
   if report.compiled:
     lines += [

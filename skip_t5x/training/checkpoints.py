@@ -5,8 +5,8 @@ onto any mesh given target shardings) and ``<step>/meta`` (JSON: step, data_posi
 
 Public API (also used by eval.py and infer.py):
   * ``CheckpointConfig`` (gin)
-  * ``Checkpointer(model_dir, config)``: ``save``, ``restore_latest`` (falls back past corrupt checkpoints),
-    ``wait``, ``close``.
+  * ``Checkpointer(model_dir, config)``: ``save``, ``restore_latest`` (refuses another model or optimizer, named
+    as such by checkpoint_compat before restoring; falls back past corrupt checkpoints), ``wait``, ``close``.
   * ``restore_params(path, abstract_params, step=None)``: params only, from a model dir, its checkpoints/ folder or
     one step folder, onto the shardings carried by ``abstract_params``.
   * ``latest_step(model_dir)``.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -25,9 +26,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from skip_t5x.training import checkpoint_compat
 from skip_t5x.training.state import TrainState
 
 ITEMS = ("params", "opt_state", "meta")
+# OS faults worth putting first in a write error (orbax/tensorstore bury them at the end of long messages).
+_OS_FAULTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 
 @gin.configurable
@@ -51,6 +55,40 @@ class CheckpointConfig:
 
 class CorruptCheckpointError(RuntimeError):
   """No checkpoint in the directory could be restored."""
+
+
+class CheckpointWriteError(RuntimeError):
+  """A checkpoint could not be written (disk full, read-only, ...); the message leads with the OS fault."""
+
+
+def os_fault(text: str) -> Optional[str]:
+  """'No space left on device' (or another OS fault named in `text`), else None."""
+  return next((fault for fault in _OS_FAULTS if fault in text), None)
+
+
+def write_error(step: Optional[int], directory: str, error: Exception) -> CheckpointWriteError:
+  text = " ".join(str(error).split())
+  fault = os_fault(text)
+  where = f"checkpoint step {step}" if step is not None else "a checkpoint"
+  detail = f"{fault} ({type(error).__name__}: {text[:300]})" if fault else f"{type(error).__name__}: {text[:500]}"
+  return CheckpointWriteError(f"could not write {where} to {directory}: {detail}")
+
+
+def _ignore_callbacks_into_closed_event_loops() -> None:
+  """Keeps stderr readable when a restore fails: orbax then closes its asyncio loop while tensorstore reads are
+  still in flight, and each of their completion callbacks raises 'Event loop is closed' as an unraisable
+  exception (dozens of tracebacks, none of them the actual error, which restore_latest reports)."""
+  previous = sys.unraisablehook
+  if getattr(previous, "skips_closed_event_loops", False):
+    return
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook.skips_closed_event_loops = True
+  sys.unraisablehook = hook
 
 
 def absolute(path: str) -> str:
@@ -77,6 +115,7 @@ class Checkpointer:
     config.validate()
     self.config = config
     self.directory = checkpoint_dir(model_dir)
+    _ignore_callbacks_into_closed_event_loops()
     self._manager = self._make_manager()
 
   def _make_manager(self) -> ocp.CheckpointManager:
@@ -86,7 +125,9 @@ class Checkpointer:
         enable_async_checkpointing=self.config.async_save,
         create=True,
     )
-    return ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+    handlers = {"params": ocp.StandardCheckpointHandler(), "opt_state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler()}  # registered up front, so step metadata can be read
+    return ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS, item_handlers=handlers)
 
   def all_steps(self) -> list:
     return sorted(self._manager.all_steps())
@@ -101,26 +142,47 @@ class Checkpointer:
       return False
     meta = {"step": step, "data_position": int(data_position), "batch_size": int(batch_size),
             "time": time.time()}
-    saved = self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            params=ocp.args.StandardSave(state.params),
-            opt_state=ocp.args.StandardSave(state.opt_state),
-            meta=ocp.args.JsonSave(meta),
-        ),
-        force=force,
-    )
+    try:
+      saved = self._manager.save(
+          step,
+          args=ocp.args.Composite(
+              params=ocp.args.StandardSave(state.params),
+              opt_state=ocp.args.StandardSave(state.opt_state),
+              meta=ocp.args.JsonSave(meta),
+          ),
+          force=force,
+      )
+    except Exception as e:  # pylint: disable=broad-except  # also a failed earlier async save, raised here
+      raise write_error(step, self.directory, e) from e
     if saved:
       logging.info("Saving checkpoint at step %d to %s", step, self.directory)
     return saved
 
+  def check_for_errors(self) -> None:
+    """Raises CheckpointWriteError if an async save that already ended failed."""
+    try:
+      self._manager.check_for_errors()
+    except Exception as e:  # pylint: disable=broad-except
+      raise write_error(None, self.directory, e) from e
+
   def wait(self) -> None:
-    """Blocks until pending async saves are committed."""
-    self._manager.wait_until_finished()
+    """Blocks until pending async saves are committed; raises CheckpointWriteError when one failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise write_error(None, self.directory, e) from e
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Finishes pending saves and releases orbax's threads. A failed save was already raised by `save`/`wait`
+    on the normal path; here (also on the way out of an error) it is only logged."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("A checkpoint save in %s failed: %s", self.directory, e)
+    try:
+      self._manager.close()
+    except Exception as e:  # pylint: disable=broad-except
+      logging.error("Closing the checkpoint manager of %s failed: %s", self.directory, e)
 
   def _restore_step(self, step: int, abstract_state: TrainState) -> Tuple[TrainState, Dict[str, Any]]:
     restored = self._manager.restore(
@@ -140,29 +202,46 @@ class Checkpointer:
   def restore_latest(self, abstract_state: TrainState) -> Optional[Tuple[TrainState, Dict[str, Any]]]:
     """Restores the newest readable checkpoint onto the shardings of ``abstract_state``.
 
-    Returns (state, meta) or None when the directory holds no checkpoint. A checkpoint that fails to restore is
-    reported, moved aside (renamed '<step>.corrupt-<time>') and the previous one is tried.
+    Returns (state, meta) or None when the directory holds no checkpoint. Each step's saved metadata is compared
+    with ``abstract_state`` first: another model or optimizer raises TrainStateMismatchError and touches nothing.
+    A checkpoint that fails to read or restore is reported, and the previous one is tried; once one restores, the
+    unreadable ones are moved aside (renamed '<step>.corrupt-<time>'). None restorable: CorruptCheckpointError.
     """
     for name in _partial_dirs(self.directory):
       logging.warning("Ignoring partial (interrupted) checkpoint %s", os.path.join(self.directory, name))
-    steps = self.all_steps()
     failures = []
-    for step in reversed(steps):
+    for step in reversed(self.all_steps()):
+      try:
+        saved = self._manager.metadata(step).item_metadata
+        saved_params, saved_opt_state = saved["params"], saved["opt_state"]
+        if saved_params is None:
+          raise ValueError("no params metadata")
+      except Exception as e:  # pylint: disable=broad-except  # unreadable metadata: a damaged checkpoint
+        failures.append((step, self._report_unreadable(step, e)))
+        continue
+      checkpoint_compat.check_compatible(step, self.directory, getattr(saved_params, "tree", saved_params),
+                                         getattr(saved_opt_state, "tree", saved_opt_state), abstract_state)
       try:
         state, meta = self._restore_step(step, abstract_state)
       except Exception as e:  # pylint: disable=broad-except  # orbax/tensorstore raise many types
-        message = f"checkpoint step {step} in {self.directory} is corrupt or incomplete ({type(e).__name__}: {e})"
-        logging.error("%s; trying the previous one", message)
-        print(f"WARNING: {message}; falling back to the previous checkpoint", flush=True)
-        failures.append(step)
+        failures.append((step, self._report_unreadable(step, e)))
         continue
       if failures:
-        self._move_aside(failures)
+        self._move_aside([s for s, _ in failures])
       logging.info("Restored checkpoint step %d from %s", step, self.directory)
       return state, meta
     if failures:
-      raise CorruptCheckpointError(f"no restorable checkpoint in {self.directory} (tried steps {failures})")
+      reasons = "; ".join(f"step {s}: {reason}" for s, reason in failures)
+      raise CorruptCheckpointError(f"no restorable checkpoint in {self.directory} ({reasons}); move the damaged "
+                                   "step folders aside to start from scratch")
     return None
+
+  def _report_unreadable(self, step: int, error: Exception) -> str:
+    reason = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+    message = f"checkpoint step {step} in {self.directory} is corrupt or incomplete ({reason})"
+    logging.info("%s; trying the previous one", message)
+    print(f"WARNING: {message}; falling back to the previous checkpoint", flush=True)
+    return reason
 
   def _move_aside(self, steps) -> None:
     """Renames unreadable step folders so that new saves at those steps do not collide with them."""

@@ -1,10 +1,13 @@
 """The training loop: ``train()`` runs the TrainSpec that gin binds (``train.*``) from MODEL_DIR's latest state.
 
-Order of work: build the program (every check before any compile, see program.py), write MODEL_DIR/config.gin,
-restore the latest checkpoint (else the initial checkpoint, else a fresh sharded init), then `TrainLoop.run`:
-per step take a batch, run the jitted donated step, check the previous step's metrics (one step late, so the host
-never waits on the device), log every ``log_every_steps``, checkpoint every ``CheckpointConfig.period`` steps and
-at the end; SIGTERM saves and returns.
+Order of work: build the program (every check before any compile or write, see program.py), lock MODEL_DIR
+(run_lock.py: one trainer per dir), restore the latest checkpoint (refusing another model, see
+checkpoint_compat.py; else the initial checkpoint, else a fresh sharded init) and the input position
+(data_state.py), then `TrainLoop.run`: per step take a batch, run the jitted donated step, check the previous
+step's metrics (one step late, so the host never waits on the device), log every ``log_every_steps``, checkpoint
+(with the input position) every ``CheckpointConfig.period`` steps and at the end; SIGTERM saves and returns.
+MODEL_DIR/config.gin is written once the first step checked finite (run_config.py), so a refused or failed start
+leaves it as it was.
 """
 from __future__ import annotations
 
@@ -13,11 +16,12 @@ import time
 from typing import Any, Dict, Optional
 
 from absl import logging
+import gin
 import jax
 
-from skip_t5x import gin_utils, parallel
+from skip_t5x import parallel
 from skip_t5x.training import checkpoints as checkpoints_lib
-from skip_t5x.training import input_pipeline, metrics_logging
+from skip_t5x.training import data_state, input_pipeline, metrics_logging, run_config, run_lock
 from skip_t5x.training.preemption import PreemptionFlag
 from skip_t5x.training.program import NONFINITE_POLICIES, TrainProgram, TrainSpec, build_program  # noqa: F401
 from skip_t5x.training.step import host_metrics
@@ -37,6 +41,7 @@ class TrainResult:
   last_metrics: Dict[str, float]
   skipped_updates: int
   model_dir: str
+  first_step_seconds: Optional[float] = None  # from set-up start to the first step checked (compile included)
 
 
 def say(message: str) -> None:
@@ -88,8 +93,9 @@ class TrainLoop:
     self.step = int(jax.device_get(state.step))
     self.setup_start = setup_start
     placement = program.placement
-    self.batches = input_pipeline.batch_iterator(spec.dataset, jax.process_index(), jax.process_count(),
-                                                 start_batch=data_position)
+    self.batches = input_pipeline.TrainBatches(spec.dataset, jax.process_index(), jax.process_count())
+    self.data_states = data_state.DataStates(checkpointer.directory, jax.process_index(), jax.process_count())
+    self.data_states.resume(self.step, self.batches, data_position, say=say)
     replicated = jax.sharding.NamedSharding(placement.mesh, jax.sharding.PartitionSpec())
     self.step_rng = jax.jit(lambda: jax.random.fold_in(jax.random.key(spec.seed), 1), out_shardings=replicated)()
     self.logger = metrics_logging.MetricsLogger(spec.model_dir, spec.train_steps, self.step,
@@ -100,6 +106,8 @@ class TrainLoop:
         num_devices=placement.mesh.size, peak_tflops=metrics_logging.peak_tflops_per_device())
     self.pending: Optional[tuple] = None  # (step, device metrics) dispatched but not yet checked
     self.checked_any = False
+    self.on_started = None  # called once, with the step, when the first step checked finite (the run started)
+    self.first_step_seconds: Optional[float] = None
     self.skipped = 0
     self.last_metrics: Dict[str, float] = {}
 
@@ -114,13 +122,20 @@ class TrainLoop:
         self.take_step()
         if self.step % self.spec.checkpoint.period == 0:
           self.check_pending()
-          self.checkpointer.save(self.state, self.data_position, self.spec.dataset.batch_size)
+          self.save_checkpoint()
       self.check_pending()
-      self.checkpointer.save(self.state, self.data_position, self.spec.dataset.batch_size, force=True)
+      self.save_checkpoint(force=True)
       self.checkpointer.wait()
     if preempted:
       say(f"SIGTERM: saved checkpoint step {self.step} in {self.checkpointer.directory}; exiting")
     return preempted
+
+  def save_checkpoint(self, force: bool = False) -> None:
+    """The input position (each process, synchronously), then the train state (orbax, async)."""
+    self.checkpointer.check_for_errors()  # an earlier async save that failed is the error to report
+    self.data_states.save(self.step, self.batches, self.data_position)
+    self.checkpointer.save(self.state, self.data_position, self.spec.dataset.batch_size, force=force)
+    self.data_states.prune(self.checkpointer.all_steps() + [self.step])
 
   def take_step(self) -> None:
     """Dispatches one step, then checks the previous one (whose metrics are ready by now)."""
@@ -141,9 +156,13 @@ class TrainLoop:
     if not self.checked_any:  # the first step includes compilation: measure throughput from its end
       self.checked_any = True
       self.throughput.reset(step)
-      say(f"First step (compilation included) done after {time.perf_counter() - self.setup_start:.1f}s")
+      self.first_step_seconds = time.perf_counter() - self.setup_start
+      say(f"First step (compilation included) done after {self.first_step_seconds:.1f}s")
     if float(jax.device_get(metrics["update_ok"])) < 1.0:
       self.on_nonfinite(step, float(jax.device_get(metrics["loss"])))
+    elif self.on_started is not None:
+      started, self.on_started = self.on_started, None
+      started(step)
     if step % self.spec.log_every_steps == 0 or step == self.spec.train_steps:
       self.log(step, metrics)
 
@@ -165,6 +184,7 @@ class TrainLoop:
 
   def close(self) -> None:
     self.logger.close()
+    self.batches.close()
 
 
 def train() -> TrainResult:
@@ -173,17 +193,22 @@ def train() -> TrainResult:
 
 
 def run(spec: TrainSpec) -> TrainResult:
-  """Builds `spec`'s program (validating everything first), then restores or initialises and trains."""
+  """Builds `spec`'s program (every check first), locks MODEL_DIR, restores or initialises, then trains."""
   program = build_program(spec)
-  config_path = gin_utils.write_operative_config(spec.model_dir)
-  logging.info("Wrote %s", config_path)
-  checkpointer = checkpoints_lib.Checkpointer(spec.model_dir, spec.checkpoint)
-  setup_start = time.perf_counter()
+  lock = run_lock.lock_model_dir(spec.model_dir, say=say)
+  checkpointer = loop = None
   preemption = PreemptionFlag()
-  loop = None
   try:
+    setup_start = time.perf_counter()
+    checkpointer = checkpoints_lib.Checkpointer(spec.model_dir, spec.checkpoint)
     state, data_position, resumed_from = restore_or_init(program, checkpointer)
+    if resumed_from is not None:
+      changes = run_config.describe_changes(spec.model_dir, gin.operative_config_str())
+      if changes:
+        say(changes)
     loop = TrainLoop(program, checkpointer, state, data_position, setup_start)
+    loop.on_started = lambda step: logging.info(
+        "Wrote %s", run_config.commit(spec.model_dir, resumed_from or 0, gin.operative_config_str()))
     say(f"Model: {program.num_params / 1e6:.2f}M params; mesh {dict(program.placement.mesh.shape)}; "
         f"batch {spec.dataset.batch_size} x {spec.dataset.sequence_length} tokens; "
         f"steps {loop.step} -> {spec.train_steps}")
@@ -193,6 +218,9 @@ def run(spec: TrainSpec) -> TrainResult:
     preemption.uninstall()
     if loop is not None:
       loop.close()
-    checkpointer.close()
+    if checkpointer is not None:
+      checkpointer.close()
+    if lock is not None:
+      lock.release()
   return TrainResult(step=loop.step, resumed_from=resumed_from, preempted=preempted, last_metrics=loop.last_metrics,
-                     skipped_updates=loop.skipped, model_dir=spec.model_dir)
+                     skipped_updates=loop.skipped, model_dir=spec.model_dir, first_step_seconds=loop.first_step_seconds)

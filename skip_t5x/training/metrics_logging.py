@@ -94,21 +94,24 @@ class MetricsLogger:
     self.is_writer = jax.process_index() == 0 if is_writer is None else is_writer
     self.path = metrics_path(model_dir)
     self.tensorboard_dir = os.path.join(model_dir, "tensorboard", "train")
-    self._tb_writer = None
+    self._tensorboard = tensorboard
+    self._tb_writer = None  # created with the first record: a run that stops before logging adds no event file
     self._file = None
     if not self.is_writer:
       return
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     self._truncate_after(start_step)
     self._file = open(self.path, "a", buffering=1)
-    if tensorboard:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-      self._tb_writer = tf.summary.create_file_writer(self.tensorboard_dir)
 
   def _truncate_after(self, step: int) -> None:
-    """Rewrites the file with the complete records up to ``step`` (drops later and partial lines)."""
+    """Rewrites the file with the complete records up to ``step`` (drops later and partial lines); leaves it
+    untouched when there is nothing to drop."""
     kept = [r for r in read_metrics(self.model_dir) if r.get("step", 0) <= step]
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        lines = [line for line in f if line.strip()]
+      if len(lines) == len(kept) and all(line.endswith("\n") for line in lines):
+        return
     with open(self.path, "w") as f:
       for record in kept:
         f.write(json.dumps(record) + "\n")
@@ -119,16 +122,31 @@ class MetricsLogger:
     record.update({k: float(v) for k, v in metrics.items()})
     if not self.is_writer:
       return record
-    self._file.write(json.dumps(record) + "\n")
-    if self._tb_writer is not None:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    try:
+      self._file.write(json.dumps(record) + "\n")
+    except OSError as e:
+      raise OSError(e.errno, f"could not write {self.path}: {e.strerror}") from None
+    if self._tensorboard:
+      self._write_tensorboard(int(step), record)
+    return record
 
-      with self._tb_writer.as_default(step=int(step)):
+  def _write_tensorboard(self, step: int, record: Mapping[str, float]) -> None:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    try:
+      if self._tb_writer is None:
+        self._tb_writer = tf.summary.create_file_writer(self.tensorboard_dir)
+      with self._tb_writer.as_default(step=step):
         for name, value in record.items():
           if name != "step" and math.isfinite(value):
             tf.summary.scalar(name, value)
       self._tb_writer.flush()
-    return record
+    except tf.errors.OpError as e:  # e.g. a full disk: one line naming the folder, not a TF traceback
+      from skip_t5x.training.checkpoints import os_fault  # pylint: disable=g-import-not-at-top
+
+      reason = " ".join(e.message.split())
+      raise OSError(f"could not write TensorBoard events to {self.tensorboard_dir}: "
+                    f"{os_fault(reason) or reason[:300]}") from None
 
   def progress(self, step: int, metrics: Mapping[str, float], seconds_per_step: float) -> str:
     """Prints and returns 'step 40/200 | loss 3.412 | acc 0.312 | density 0.51 | 12.3k tok/s | ETA 0:01:05'."""

@@ -92,18 +92,22 @@ class TrainProgram:
     return parallel.param_count(self.abstract_state.params)
 
 
-def check_data(dataset: input_pipeline.DatasetConfig, model) -> None:
-  """The task exists, its vocabulary fits the model, and its sources have data (before any compile)."""
+def check_data(dataset: input_pipeline.DatasetConfig, model, read: bool = False) -> None:
+  """The task exists and its vocabulary fits the model; with `read`, every task also yields an example on this
+  host's shard (a glob matching nothing, an empty file, a bad first record). Runs before any compile or write."""
   input_pipeline.check_task_exists(dataset.mixture_or_task_name)
   input_pipeline.check_vocab_fits(dataset.mixture_or_task_name, model.config.vocab_size)
+  if read:
+    input_pipeline.check_has_data(dataset, jax.process_index(), jax.process_count())
 
 
 def build_program(spec: TrainSpec, devices: Optional[Sequence[Any]] = None, data_checks: bool = True
                   ) -> TrainProgram:
-  """Validates `spec` and builds its train program; `devices`: a TPU topology's devices for AOT."""
+  """Validates `spec` and builds its train program; `devices`: a TPU topology's devices for AOT (whose data need
+  not be on the compiling machine, so only a run on this host's devices reads it in the checks)."""
   spec.validate()
   if data_checks:
-    check_data(spec.dataset, spec.model)
+    check_data(spec.dataset, spec.model, read=devices is None)
   placement = parallel.place_model(spec.model, spec.mesh, spec.dataset.sequence_length,
                                    batch_size=spec.dataset.batch_size, microbatches=spec.microbatches,
                                    devices=devices)

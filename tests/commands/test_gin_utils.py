@@ -66,6 +66,10 @@ def test_unknown_parameter_or_configurable_is_rejected(binding, culprit):
     ("CAPACITY_FACTOR = -1", r"CAPACITY_FACTOR=-1 must be > 0"),
     ("DISPATCH = 'scatter'", r"DISPATCH='scatter' must be one of"),
     ("BATCH_SIZE = 0", r"BATCH_SIZE=0 must be > 0"),
+    ("BATCH_SIZE = 4.0", r"BATCH_SIZE=4.0 must be an integer"),
+    ("TRAIN_STEPS = 2.5", r"TRAIN_STEPS=2.5 must be an integer"),
+    ("WARMUP_STEPS = 1e3", r"WARMUP_STEPS=1000.0 must be an integer"),
+    ("MESH_DATA = True", r"MESH_DATA=True must be an integer"),
 ])
 def test_macro_ranges_are_checked(binding, message):
   with pytest.raises(gin_utils.GinConfigError, match=message):

@@ -102,3 +102,5 @@ def test_compiles_for_v5e_2x2_and_reports_memory_flops_and_shardings(aot_run):
                             report["flops_per_step"])
   assert 0.9 < program / analytic < 1.1, (program, analytic)
   assert 1.0 <= xla / program < 1.6, (xla, program)
+  # head_dim 16 is not a multiple of 128, so 'auto' attention falls back from splash to blockwise on TPU
+  assert report["attention"] == ["blockwise"] and "attention: blockwise" in out

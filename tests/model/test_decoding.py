@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from skip_t5x.model.decoder_only import DecoderOnlyModel
+from skip_t5x.model.decoding import DecodeConfig
 from tests.model_helpers import decisions_of, init_params, logits_of, random_tokens, set_routers, tiny_config
 
 PROMPT_WIDTH, DECODE = 7, 6
@@ -25,15 +26,14 @@ def test_decoding_matches_full_forward(routed, dispatch_mode, scan, drop_keys):
   prompt_lengths = np.array([3, 7, 5])
   causal = (np.arange(PROMPT_WIDTH)[None] < prompt_lengths[:, None]).astype(np.int32)
   batch = {"decoder_input_tokens": prompts, "decoder_causal_attention": causal}
+  token_by_token = DecodeConfig(method="token_by_token")  # the reference path (tests/model/test_prefill.py: prefill)
   generated, decisions = jax.jit(
-      lambda p, b: model.predict_batch(p, b, max_decode_length=DECODE, eos_id=-1, return_decisions=True))(
-          params, batch)
-  total = PROMPT_WIDTH + DECODE  # the full pass runs over the cache length so capacity is the same
+      lambda p, b: model.predict_batch(p, b, max_decode_length=DECODE, eos_id=-1, return_decisions=True,
+                                       decode_config=token_by_token))(params, batch)
   any_skip = False
   for row, length in enumerate(prompt_lengths):
     seq = np.concatenate([np.asarray(prompts[row, :length]), np.asarray(generated[row])])
-    full = np.zeros((1, total), np.int32)
-    full[0, :len(seq)] = seq
+    full = seq[None].astype(np.int32)  # the row alone: decoding sets its capacity for prompt + decode length
     logits = logits_of(model, params, jnp.asarray(full))
     greedy = np.argmax(np.asarray(logits[0, length - 1:length - 1 + DECODE]), axis=-1)
     np.testing.assert_array_equal(greedy, generated[row])
@@ -62,7 +62,7 @@ def test_eos_stops_generation_and_sampling_is_seeded():
 
 
 def test_expert_choice_refuses_incremental_decoding():
-  model = DecoderOnlyModel(tiny_config(routed="layer", policy="expert_choice"))
+  model = DecoderOnlyModel(tiny_config(routed="layer", policy="expert_choice", predictor_dim=0))  # top-C only
   params = init_params(model)
   batch = {"decoder_input_tokens": random_tokens(1, 4), "decoder_causal_attention": jnp.ones((1, 4), jnp.int32)}
   with pytest.raises(ValueError, match="expert_choice"):

@@ -28,10 +28,32 @@ def test_hand_computed_dense_and_routed_counts():
   assert flops.flops_per_token(masked, seq_len=t)["mlp"] == 192  # masked computes every token
 
 
-@pytest.mark.parametrize("routed", ["layer", "ffn"])
-def test_xla_cost_analysis_agrees_within_ten_percent(routed):
+def test_every_policy_counts_its_own_decision_making():
+  cfg = DecoderConfig(vocab_size=10, num_layers=2, d_model=4, num_heads=2, num_kv_heads=1, head_dim=2, mlp_dim=8,
+                      routing=RoutingConfig(routed="layer", dispatch="masked", skip_ratio=0.5))
+  t = 6
+  totals = {}
+  for policy in ("gumbel", "threshold", "early_exit", "random", "expert_choice"):
+    routed = dataclasses.replace(cfg, routing=dataclasses.replace(cfg.routing, policy=policy, predictor_dim=3))
+    totals[policy] = flops.flops_per_token(routed, seq_len=t, density=0.5)
+  router, predictor = 2 * 4 * 2, 2 * 4 * 3 + 2 * 3  # per routed layer: d_model x 2 logits; d_model -> 3 -> 1
+  assert totals["gumbel"]["router"] == totals["early_exit"]["router"] == 2 * router
+  assert totals["random"]["router"] == 0 and "predictor" not in totals["random"]
+  assert totals["expert_choice"]["predictor"] == 2 * predictor
+  assert totals["expert_choice"]["total"] - totals["gumbel"]["total"] == 2 * predictor
+  assert totals["gumbel"]["total"] - totals["random"]["total"] == 2 * router
+  no_predictor = dataclasses.replace(cfg, routing=dataclasses.replace(cfg.routing, policy="expert_choice",
+                                                                      predictor_dim=0))
+  assert flops.flops_per_token(no_predictor, seq_len=t)["total"] == flops.flops_per_token(cfg, seq_len=t)["total"]
+
+
+@pytest.mark.parametrize("routed,policy", [("layer", "gumbel"), ("ffn", "gumbel"), ("layer", "random"),
+                                           ("layer", "early_exit"), ("layer", "expert_choice")])
+def test_xla_cost_analysis_agrees_within_ten_percent(routed, policy):
+  # predictor_dim is large so that a predictor left out of the count would miss XLA's figure by more than 10%
   cfg = DecoderConfig(vocab_size=512, num_layers=2, d_model=256, num_heads=4, num_kv_heads=4, head_dim=64,
-                      mlp_dim=1024, routing=RoutingConfig(routed=routed, dispatch="gather", skip_ratio=0.5))
+                      mlp_dim=1024, routing=RoutingConfig(routed=routed, dispatch="gather", skip_ratio=0.5,
+                                                          policy=policy, predictor_dim=1024))
   model = DecoderOnlyModel(cfg)
   batch, length = 2, 128
   params = jax.eval_shape(lambda: nn.unbox(

@@ -114,7 +114,8 @@ def test_routing_is_causal(policy, dispatch_mode, training):
 
 
 def test_expert_choice_is_not_causal():
-  cfg = tiny_config(routed="layer", policy="expert_choice", dispatch="gather", capacity_factor=1.0)
+  # without its predictor, evaluation keeps the top-C (the predictor's causal decisions: tests/model/test_baselines.py)
+  cfg = tiny_config(routed="layer", policy="expert_choice", dispatch="gather", capacity_factor=1.0, predictor_dim=0)
   model = DecoderOnlyModel(cfg)
   params = set_routers(init_params(model), kernel_scale=1.0)
   tokens = random_tokens(3, LENGTH)
