@@ -102,3 +102,27 @@ def test_every_finished_beam_scores_its_full_forward_log_likelihood():
   expected = likelihood.reshape(len(lengths), beams) / ((5.0 + decode) / 6.0) ** alpha
   np.testing.assert_allclose(state.finished_scores, expected, rtol=1e-4, atol=1e-4)
   assert all(len({tuple(s) for s in row}) == beams for row in state.finished_seqs)  # distinct beams
+
+
+def test_beam_reorder_of_a_batch_sharded_cache_needs_no_collective():
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec  # pylint: disable=import-outside-toplevel
+
+  from skip_t5x.model.decode_state import take_beams  # pylint: disable=import-outside-toplevel
+
+  batch, beams = 8, 3
+  mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+  rows = lambda spec: NamedSharding(mesh, PartitionSpec(*spec))
+  cache = {"kv": {"cached_key": jnp.arange(batch * beams * 4.0).reshape(batch * beams, 4), "cache_index": 0},
+           "skip": {"executed_count": jnp.arange(2 * batch * beams).reshape(2, batch * beams)}}  # scanned layers
+  axes = {("kv", "cached_key"): 0, ("kv", "cache_index"): None, ("skip", "executed_count"): 1}
+  shardings = {"kv": {"cached_key": rows(["data"]), "cache_index": rows([])},
+               "skip": {"executed_count": rows([None, "data"])}}
+  cache = jax.device_put(cache, shardings)
+  chosen = jnp.asarray(np.random.default_rng(0).integers(0, beams, (batch, beams)), jnp.int32)
+  reorder = jax.jit(lambda c, b: take_beams(c, axes, b), out_shardings=shardings)
+  compiled = reorder.lower(cache, jax.device_put(chosen, rows(["data"]))).compile().as_text()
+  assert not any(op in compiled for op in ("all-gather", "all-to-all", "collective-permute", "all-reduce"))
+  got = jax.device_get(reorder(cache, jax.device_put(chosen, rows(["data"]))))
+  source = (np.arange(batch)[:, None] * beams + np.asarray(chosen)).reshape(-1)  # row b * K + k <- b * K + chosen
+  np.testing.assert_array_equal(got["kv"]["cached_key"], np.asarray(cache["kv"]["cached_key"])[source])
+  np.testing.assert_array_equal(got["skip"]["executed_count"], np.asarray(cache["skip"]["executed_count"])[:, source])
