@@ -45,8 +45,9 @@ class DepthPredictor(nn.Module):
     dense = lambda features, axes, name: nn.Dense(
         features, kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[1:]), name=name)
-    hidden = nn.silu(dense(self.hidden, ("embed", "unmodeled"), "hidden")(x))  # [batch, length, hidden]
-    return dense(1, ("unmodeled", "unmodeled"), "out")(hidden)[..., 0]  # [batch, length]
+    # A small FFN: its hidden axis is 'mlp' (an axis name may occur only once per array under the sharding rules)
+    hidden = nn.silu(dense(self.hidden, ("embed", "mlp"), "hidden")(x))  # [batch, length, hidden]
+    return dense(1, ("mlp", "unmodeled"), "out")(hidden)[..., 0]  # [batch, length]
 
 
 class SkipLayer(nn.Module):

@@ -122,6 +122,16 @@ def test_auto_picks_a_fused_kernel_only_for_plain_causal_calls(platform, dtype, 
                                                head_dim=128, dtype=dtype) == "dense_scores"
 
 
+@pytest.mark.parametrize("platform", ["tpu", "gpu", "cpu"])
+def test_auto_takes_dense_scores_for_one_query_per_row(platform):
+  one_query = contiguous_mask(BATCH, 1, q_start=300)  # a decode step at cache row 300
+  assert fused_attention.choose_implementation("auto", platform=platform, mask=one_query, num_keys=512,
+                                               head_dim=128, dtype=jnp.bfloat16) == "dense_scores"
+  two_queries = contiguous_mask(BATCH, 2, q_start=300)
+  assert fused_attention.choose_implementation("auto", platform=platform, mask=two_queries, num_keys=512,
+                                               head_dim=128, dtype=jnp.bfloat16) == "blockwise"
+
+
 def test_unknown_implementation_is_named_in_the_error():
   with pytest.raises(ValueError, match="'flash'"):
     fused_attention.choose_implementation("flash", platform="cpu", mask=contiguous_mask(1, 4), num_keys=4,

@@ -7,8 +7,9 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from skip_t5x import parallel
+from skip_t5x.layers.routing import POLICY_CHOICES
 from skip_t5x.model.decoder_only import DecoderOnlyModel
-from tests.model_helpers import random_tokens, set_routers, tiny_config
+from tests.model_helpers import init_params, random_tokens, set_routers, tiny_config
 
 COLLECTIVES = ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
 
@@ -52,3 +53,16 @@ def test_gather_dispatch_needs_no_collectives_under_batch_sharding():
   assert "scatter" in hlo or "dynamic-update-slice" in hlo  # the gather/scatter dispatch is in the program
   found = [c for c in COLLECTIVES if c in hlo]
   assert not found, found
+
+
+@pytest.mark.parametrize("policy", POLICY_CHOICES)
+def test_every_routing_policy_lays_out_its_params_on_a_mesh(policy):
+  """What train, eval and aot do first: abstract sharded params under the logical axis rules (every param's axis
+  names must map to mesh axes, each at most once per array)."""
+  model = DecoderOnlyModel(tiny_config(routed="layer", policy=policy))
+  placement = parallel.place_model(model, parallel.MeshConfig(data=2, fsdp=2, model=2), 16, batch_size=8)
+  abstract = placement.abstract_params()
+  expected = jax.tree_util.tree_map(lambda x: x.shape, init_params(model))
+  assert jax.tree_util.tree_map(lambda x: x.shape, abstract) == expected
+  shardings = [x.sharding.spec for x in jax.tree_util.tree_leaves(abstract)]
+  assert any("fsdp" in str(spec) for spec in shardings)  # really laid out, not all replicated
