@@ -35,7 +35,7 @@ class TaskSpec:
   """How one suite task is built and scored; `primary_metric` is the number the summary table reports."""
 
   name: str
-  kind: str  # 'NLG' (greedy generation) or 'NLU' (rank classification)
+  kind: str  # 'NLG' (generation: greedy or beam search, DecodeConfig) or 'NLU' (rank classification)
   tfds_name: str = ""
   eval_split: str = ""
   shot_split: str = ""

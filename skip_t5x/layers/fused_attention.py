@@ -6,7 +6,8 @@ Fused kernels compute plain causal attention (every row attends rows 0..itself, 
   - GPU: cuDNN flash attention through jax.nn.dot_product_attention(implementation='cudnn') (bfloat16/float16,
     no segments).
 A single query per row (a decode step) takes the dense scores: [batch, heads, 1, T] is O(T) memory already, and one
-fused softmax beats a loop over key blocks (about 1.6x per decode step on CPU, a third of the compile time).
+fused softmax beats a loop over key blocks (about 1.6x per decode step on CPU, and half the compile time of a
+token-by-token decode).
 Everything else (routed queries, dropped keys, prefill chunks, CPU, float32 on GPU) goes to the blockwise attention,
 with 128-wide tiles on CPU (there they beat both wider tiles and the dense scores from length 256 up, measured with
 bench/attention.py) and 512-wide tiles on accelerators.
