@@ -73,29 +73,22 @@ def blockwise_attention(queries: jax.Array, keys: jax.Array, values: jax.Array, 
   return out[:, :, :, :num_queries].transpose(0, 3, 1, 2, 4).reshape(batch, num_queries, heads, dim)
 
 
-def _pad_axis(x, axis: int, amount: int):
-  """x padded with `amount` zeros at the end of `axis` (x itself when there is nothing to pad)."""
-  if amount == 0:
+def _pad_axis(x, axis: int, amount: int, value=0):
+  """x padded with `amount` entries of `value` at the end of `axis` (x itself when None or nothing to pad)."""
+  if x is None or amount == 0:
     return x
   widths = [(0, 0)] * x.ndim
   widths[axis] = (0, amount)
-  return jnp.pad(x, widths)
-
-
-def _pad_axis1(x, amount: int, value):
-  """x padded with `amount` entries of `value` at the end of axis 1 (x itself when there is nothing to pad)."""
-  if x is None or amount == 0:
-    return x
-  return jnp.pad(x, [(0, 0), (0, amount)] + [(0, 0)] * (x.ndim - 2), constant_values=value)
+  return jnp.pad(x, widths, constant_values=value)
 
 
 def _pad_mask(mask: AttentionMask, pad_q: int, pad_k: int) -> AttentionMask:
   """Padded queries get row -1 (no key allowed); per-key arrays are padded so every key tile can be sliced."""
   return AttentionMask(
-      q_rows=_pad_axis1(mask.q_rows.astype(jnp.int32), pad_q, -1),
-      q_segments=_pad_axis1(mask.q_segments, pad_q, 0),
-      key_segments=_pad_axis1(mask.key_segments, pad_k, 0),
-      key_mask=_pad_axis1(None if mask.key_mask is None else mask.key_mask.astype(bool), pad_k, False),
+      q_rows=_pad_axis(mask.q_rows.astype(jnp.int32), 1, pad_q, -1),
+      q_segments=_pad_axis(mask.q_segments, 1, pad_q),
+      key_segments=_pad_axis(mask.key_segments, 1, pad_k),
+      key_mask=_pad_axis(None if mask.key_mask is None else mask.key_mask.astype(bool), 1, pad_k, False),
       q_start=mask.q_start)
 
 
